@@ -1,0 +1,133 @@
+/**
+ * Converting values JSON cannot carry, as the protocol does: dates become ISO 8601 strings,
+ * bigints become decimal strings, bytes become base64, sets become arrays and maps become
+ * objects. Typed receivers get them cast back, guided by the schema builders in
+ * {@link Types} (`Types.DateTime()`, `Types.BigInt()`, `Types.Bytes()`, `Types.Map()`,
+ * `Types.Set()`).
+ *
+ * @module
+ */
+import { ValidationError } from './errors.js';
+
+/** Symbol on a schema object telling {@link castFromJson} how to rebuild the value. */
+export const CAST = Symbol.for('lightbus.cast');
+
+/** The cast kinds a schema may carry under {@link CAST}. */
+export type CastKind = 'date' | 'bigint' | 'bytes' | 'map' | 'set';
+
+const MAX_DEPTH = 256;
+
+/**
+ * Turns a value into plain JSON values (the protocol's "deform"). `undefined` object members are
+ * left out, as `JSON.stringify` does. Throws a {@link ValidationError} on cycles or values that
+ * cannot be sent (functions, symbols).
+ */
+export function toJson(value: unknown, path = '$', depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (depth > MAX_DEPTH) throw cannotSend(path, `is nested deeper than ${MAX_DEPTH} levels`);
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? value : null;
+    case 'bigint':
+      return value.toString();
+    case 'undefined':
+      return null;
+    case 'function':
+    case 'symbol':
+      throw cannotSend(path, `is a ${typeof value}, which cannot be sent`);
+    default:
+      break;
+  }
+  if (value === null) return null;
+  const obj = value as object;
+  if (obj instanceof Date) {
+    if (Number.isNaN(obj.getTime())) throw cannotSend(path, 'is an invalid Date');
+    return obj.toISOString();
+  }
+  if (obj instanceof Uint8Array) return Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength).toString('base64');
+  if (obj instanceof ArrayBuffer) return Buffer.from(obj).toString('base64');
+  if (seen.has(obj)) throw cannotSend(path, 'contains a cycle (an object that refers to itself)');
+  seen.add(obj);
+  try {
+    if (Array.isArray(obj)) return obj.map((item, i) => toJson(item, `${path}[${i}]`, depth + 1, seen));
+    if (obj instanceof Set) return [...obj].map((item, i) => toJson(item, `${path}[${i}]`, depth + 1, seen));
+    if (obj instanceof Map) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of obj) defineData(out, String(k), toJson(v, `${path}.${String(k)}`, depth + 1, seen));
+      return out;
+    }
+    const withToJson = obj as { toJSON?: () => unknown };
+    if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON(), path, depth + 1, seen);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (v === undefined) continue;
+      defineData(out, k, toJson(v, `${path}.${k}`, depth + 1, seen));
+    }
+    return out;
+  } finally {
+    seen.delete(obj);
+  }
+}
+
+/**
+ * Rebuilds typed values (Date, bigint, Uint8Array, Map, Set) from JSON, following the schema's
+ * {@link CAST} marks. Values that do not fit are returned unchanged: validation reports them.
+ */
+export function castFromJson(value: unknown, schema: unknown): unknown {
+  if (schema === null || typeof schema !== 'object') return value;
+  const s = schema as Record<string | symbol, unknown>;
+  const kind = s[CAST] as CastKind | undefined;
+  if (kind !== undefined) return castKind(kind, value, s);
+  if (Array.isArray(value) && s['items'] && typeof s['items'] === 'object') {
+    return value.map((item) => castFromJson(item, s['items']));
+  }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && s['properties']) {
+    const props = s['properties'] as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const key of Object.keys(props)) {
+      if (!Object.hasOwn(value, key)) continue;
+      const current = (value as Record<string, unknown>)[key];
+      const next = castFromJson(current, props[key]);
+      if (next !== current) {
+        out ??= { ...(value as Record<string, unknown>) };
+        defineData(out, key, next);
+      }
+    }
+    return out ?? value;
+  }
+  return value;
+}
+
+function castKind(kind: CastKind, value: unknown, schema: Record<string, unknown>): unknown {
+  switch (kind) {
+    case 'date': {
+      if (typeof value !== 'string') return value;
+      const date = new Date(value);
+      return Number.isNaN(date.getTime()) ? value : date;
+    }
+    case 'bigint':
+      if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value);
+      if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
+      return value;
+    case 'bytes':
+      return typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : value;
+    case 'set':
+      return Array.isArray(value) ? new Set(value.map((item) => castFromJson(item, schema['items']))) : value;
+    case 'map':
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+      return new Map(Object.entries(value).map(([k, v]) => [k, castFromJson(v, schema['additionalProperties'])]));
+  }
+}
+
+/** Sets an own data property, safe for keys such as `__proto__`. */
+export function defineData(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function cannotSend(path: string, what: string): ValidationError {
+  return new ValidationError(`Cannot send the value at ${path}: it ${what}. Pass plain data (JSON values, Date, bigint, Uint8Array, Map, Set).`, [
+    { path, message: what },
+  ]);
+}
