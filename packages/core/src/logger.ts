@@ -29,7 +29,7 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 export interface ConsoleLoggerOptions {
   /** Lowest level printed. Default `info`, or `LIGHTBUS_LOG_LEVEL` when set. */
   level?: LogLevel;
-  /** One JSON object per line (for production log collectors) instead of readable text. */
+  /** One JSON object per line (for production log collectors) instead of readable text. Default: true when `LIGHTBUS_LOG_FORMAT=json`. */
   json?: boolean;
   /** Where lines go. Default: `console.error` (stderr), keeping stdout for the program. */
   write?: (line: string) => void;
@@ -60,10 +60,11 @@ export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger 
   const envLevel = process.env['LIGHTBUS_LOG_LEVEL'] as LogLevel | undefined;
   const level = options.level ?? (envLevel && envLevel in ORDER ? envLevel : 'info');
   const write = options.write ?? ((line: string) => console.error(line));
+  const json = options.json ?? process.env['LIGHTBUS_LOG_FORMAT'] === 'json';
   const emit = (lvl: Exclude<LogLevel, 'silent'>, message: string, fields?: LogFields) => {
     if (ORDER[lvl] < ORDER[level]) return;
     const safe = redact(fields);
-    if (options.json) {
+    if (json) {
       write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: redactUrl(message), ...safe }));
     } else {
       const extra = safe && Object.keys(safe).length > 0 ? ' ' + JSON.stringify(safe) : '';
