@@ -33,5 +33,5 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 500
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`);
 }

@@ -6,6 +6,9 @@
  *
  * @module
  */
+import { createRequire } from 'node:module';
+import { join, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ConfigurationError, ErrorCodes } from '../errors.js';
 import type { TransportSelection } from '../config.js';
 import { memoryTransports } from './memory.js';
@@ -16,6 +19,24 @@ import {
   type TransportPlugin,
   type TransportRole,
 } from './types.js';
+
+/**
+ * Resolves a transport package the way the application would: from the current folder, then
+ * from the main script's folder, then from core itself. (With pnpm's strict layout, core cannot
+ * see the application's dependencies.)
+ */
+function resolveFromApp(moduleName: string): string {
+  const bases = [join(process.cwd(), 'noop.js'), process.argv[1] ? resolvePath(process.argv[1]) : undefined, import.meta.url];
+  for (const base of bases) {
+    if (!base) continue;
+    try {
+      return pathToFileURL(createRequire(base).resolve(moduleName)).href;
+    } catch {
+      // try the next base
+    }
+  }
+  return moduleName;
+}
 
 const FACTORY: Record<TransportRole, keyof TransportPlugin> = {
   rpc: 'createRpcTransport',
@@ -108,7 +129,7 @@ export class TransportRegistry {
     const moduleName = `@lightbus/${name}`;
     let mod: { transportPlugin?: AnyPlugin };
     try {
-      mod = (await import(moduleName)) as { transportPlugin?: AnyPlugin };
+      mod = (await import(resolveFromApp(moduleName))) as { transportPlugin?: AnyPlugin };
     } catch (error) {
       throw new ConfigurationError(
         `The config names the "${name}" transport, but ${moduleName} could not be loaded (${(error as Error).message}). Install it (pnpm add ${moduleName}) or pass its plugin to createBus({ transports: [...] }).`,

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { castFromJson, ErrorCodes, toJson, Type, Types } from '../src/index.js';
+
+describe('toJson', () => {
+  it('converts values JSON cannot carry as the protocol says', () => {
+    expect(
+      toJson({
+        at: new Date('2026-01-02T03:04:05.678Z'),
+        big: 2n ** 70n,
+        bytes: new Uint8Array([0, 1, 255]),
+        set: new Set(['a', 'b']),
+        map: new Map([['k', new Date(0)]]),
+        skip: undefined,
+        nan: Number.NaN,
+      }),
+    ).toEqual({
+      at: '2026-01-02T03:04:05.678Z',
+      big: '1180591620717411303424',
+      bytes: 'AAH/',
+      set: ['a', 'b'],
+      map: { k: '1970-01-01T00:00:00.000Z' },
+      nan: null,
+    });
+  });
+
+  it('refuses cycles and functions with the path of the value', () => {
+    const a: Record<string, unknown> = {};
+    a['self'] = a;
+    expect(() => toJson({ a })).toThrow(expect.objectContaining({ code: ErrorCodes.VALIDATION_FAILED, message: expect.stringContaining('$.a.self') as unknown }));
+    expect(() => toJson({ f: () => 1 })).toThrow(/\$\.f/);
+  });
+
+  it('keeps __proto__ keys as plain data', () => {
+    const parsed = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const out = toJson(parsed) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(out)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(Object.keys(out)).toContain('__proto__');
+  });
+});
+
+describe('castFromJson', () => {
+  it('rebuilds typed values following the schema', () => {
+    const schema = Type.Object({
+      at: Types.DateTime(),
+      big: Types.BigInt(),
+      bytes: Types.Bytes(),
+      tags: Types.Set(Type.String()),
+      prices: Types.Map(Types.BigInt()),
+      nested: Type.Array(Type.Object({ when: Types.DateTime() })),
+    });
+    const out = castFromJson(
+      { at: '2026-01-02T03:04:05.678Z', big: '-42', bytes: 'AAH/', tags: ['a'], prices: { x: '7' }, nested: [{ when: '2026-01-01T00:00:00Z' }] },
+      schema,
+    ) as Record<string, unknown>;
+    expect(out['at']).toEqual(new Date('2026-01-02T03:04:05.678Z'));
+    expect(out['big']).toBe(-42n);
+    expect(out['bytes']).toEqual(new Uint8Array([0, 1, 255]));
+    expect(out['tags']).toEqual(new Set(['a']));
+    expect(out['prices']).toEqual(new Map([['x', 7n]]));
+    expect((out['nested'] as Array<{ when: Date }>)[0]!.when).toBeInstanceOf(Date);
+  });
+
+  it('leaves values that do not fit unchanged (validation reports them)', () => {
+    expect(castFromJson('not a date', Types.DateTime())).toBe('not a date');
+    expect(castFromJson('1.5', Types.BigInt())).toBe('1.5');
+  });
+});
