@@ -31,6 +31,7 @@ import { ErrorCodes, LightbusError } from './errors.js';
 import { API_NAME_PATTERN, MEMBER_NAME_PATTERN, toSnakeCase } from './naming.js';
 import { parametersSchema, responseSchema, titles, type ApiSchema, type JsonSchema } from './schema.js';
 import type { HasDefault } from './types.js';
+import type { RpcContext } from './bus-types.js';
 
 /** Parameters: an object of schemas, or (untyped, as in Python) a list of names. */
 export type ParameterSpec = TProperties | readonly string[];
@@ -68,7 +69,15 @@ export interface RpcDefinition<P extends TProperties = TProperties, R extends TS
   readonly description?: string | undefined;
   /** Default timeout of calls to this RPC, in seconds (overrides the API's `rpc_timeout`). */
   readonly timeout?: number | undefined;
+  /** The implementation, when given with the definition (class style). */
+  handler?(params: HandlerParams<P>, context: RpcContext): Static<R> | Promise<Static<R>>;
 }
+
+/** Serves one RPC: receives the parameters (defaults applied, values cast) and returns the result. */
+export type RpcHandler<P extends TProperties, R extends TSchema> = (
+  params: HandlerParams<P>,
+  context: RpcContext,
+) => Static<R> | Promise<Static<R>>;
 
 /** Options of {@link event}. */
 export interface EventSpec<P extends ParameterSpec> {
@@ -111,11 +120,24 @@ export function event<const P extends ParameterSpec>(spec: EventSpec<P>): EventD
   };
 }
 
-/** Declares an RPC. */
+/** An RPC declared together with its implementation. */
+export type HandledRpcDefinition<P extends TProperties, R extends TSchema> = RpcDefinition<P, R> & {
+  handler(params: HandlerParams<P>, context: RpcContext): Static<R> | Promise<Static<R>>;
+};
+
+/** Declares an RPC; give its implementation to `registerApi`. */
+export function rpc<const P extends ParameterSpec, R extends TSchema = TUnknown>(spec: RpcSpec<P, R>): RpcDefinition<NormalizeParameters<P>, R>;
+/** Declares an RPC with its implementation (the class style does this). */
 export function rpc<const P extends ParameterSpec, R extends TSchema = TUnknown>(
   spec: RpcSpec<P, R>,
+  handler: RpcHandler<NormalizeParameters<P>, R>,
+): HandledRpcDefinition<NormalizeParameters<P>, R>;
+export function rpc<const P extends ParameterSpec, R extends TSchema = TUnknown>(
+  spec: RpcSpec<P, R>,
+  handler?: RpcHandler<NormalizeParameters<P>, R>,
 ): RpcDefinition<NormalizeParameters<P>, R> {
   return {
+    ...(handler ? { handler } : {}),
     kind: 'rpc',
     parameters: normalizeParameters(spec.parameters) as NormalizeParameters<P>,
     response: (spec.response ?? Type.Unknown()) as R,
@@ -213,8 +235,86 @@ function isOptional(schema: TSchema): boolean {
   return (schema as unknown as Record<symbol, unknown>)[OptionalKind] === 'Optional';
 }
 
+/** What a class-style API declares in `static meta`. */
+export interface ApiMeta {
+  /** The API name. */
+  readonly name: string;
+  /** The API version. Default 1. */
+  readonly version?: number;
+  /** A description. */
+  readonly description?: string;
+}
+
+/**
+ * Base class of class-style APIs, close to Python Lightbus:
+ *
+ * ```ts
+ * class AuthApi extends Api {
+ *   static readonly meta = { name: 'auth' } as const;
+ *   userRegistered = event({ parameters: { username: Type.String(), email: Type.String() } });
+ *   checkPassword = rpc(
+ *     { parameters: { username: Type.String(), password: Type.String() }, response: Type.Boolean() },
+ *     ({ username, password }) => username === 'admin' && password === 'secret',
+ *   );
+ * }
+ * const authApi = defineApi(AuthApi);   // the same definition (and schema) as the object style
+ * bus.registerApi(authApi);             // the handlers come with the class
+ * ```
+ * Events are fields built with `event()`, RPCs fields built with `rpc(spec, handler)`. The class
+ * declares `static readonly meta = { name, version? } as const` (as const keeps the name typed).
+ */
+export abstract class Api {}
+
+/** A class extending {@link Api}. */
+export type ApiClass = (abstract new () => Api) & { readonly meta: ApiMeta };
+
+type KeysOfKind<T, K extends string> = { [P in keyof T]: T[P] extends { readonly kind: K } ? P : never }[keyof T];
+
+/** The definition {@link defineApi} builds from an {@link Api} class. */
+export type ClassApiDefinition<C extends ApiClass> = ApiDefinition<
+  C['meta']['name'],
+  { [K in KeysOfKind<InstanceType<C>, 'event'> & string]: InstanceType<C>[K] extends EventDefinition<infer P> ? EventDefinition<P> : never },
+  {
+    [K in KeysOfKind<InstanceType<C>, 'rpc'> & string]: InstanceType<C>[K] extends HandledRpcDefinition<infer P, infer R>
+      ? HandledRpcDefinition<P, R>
+      : InstanceType<C>[K] extends RpcDefinition<infer P, infer R>
+        ? RpcDefinition<P, R>
+        : never;
+  }
+>;
+
+const classDefinitions = new WeakMap<object, AnyApi>();
+
+/** Defines an API from an {@link Api} class. */
+export function defineApi<const C extends ApiClass>(apiClass: C): ClassApiDefinition<C>;
 /** Defines an API. Throws `LB_API_DEFINITION_INVALID` for a bad name or member. */
 export function defineApi<const N extends string, const E extends EventMap = {}, const R extends RpcMap = {}>(
+  spec: ApiSpec<N, E, R>,
+): ApiDefinition<N, E, R>;
+export function defineApi(specOrClass: ApiSpec<string, EventMap, RpcMap> | ApiClass): AnyApi {
+  if (typeof specOrClass === 'function') {
+    const cached = classDefinitions.get(specOrClass);
+    if (cached) return cached;
+    const meta = (specOrClass as { meta?: ApiMeta }).meta;
+    if (!meta || typeof meta !== 'object') {
+      throw invalid(`${specOrClass.name || 'The API class'} needs \`static readonly meta = { name: '...' } as const\`.`);
+    }
+    const instance = new (specOrClass as unknown as new () => Record<string, unknown>)();
+    const events: EventMap = {};
+    const rpcs: RpcMap = {};
+    for (const [key, value] of Object.entries(instance)) {
+      const kind = (value as { kind?: unknown } | null)?.kind;
+      if (kind === 'event') events[key] = value as EventDefinition;
+      else if (kind === 'rpc') rpcs[key] = value as RpcDefinition;
+    }
+    const definition = buildApi({ name: meta.name, version: meta.version, description: meta.description, events, rpcs });
+    classDefinitions.set(specOrClass, definition);
+    return definition;
+  }
+  return buildApi(specOrClass);
+}
+
+function buildApi<const N extends string, const E extends EventMap, const R extends RpcMap>(
   spec: ApiSpec<N, E, R>,
 ): ApiDefinition<N, E, R> {
   const { name } = spec;
@@ -292,6 +392,13 @@ export type CallParams<P extends TProperties> = Static<TObject<P>>;
 export type HandlerParams<P extends TProperties> = [DefaultKeys<P>] extends [never]
   ? Static<TObject<P>>
   : Omit<Static<TObject<P>>, DefaultKeys<P>> & { [K in DefaultKeys<P> & keyof Static<TObject<P>>]-?: Exclude<Static<TObject<P>>[K], undefined> };
+
+/** True when every RPC of `A` was declared with its handler (so registerApi needs no implementation). */
+export type AllRpcsHandled<A extends AnyApi> = {
+  [K in keyof A['rpcs']]: A['rpcs'][K] extends { readonly handler: (...args: never[]) => unknown } ? never : K;
+}[keyof A['rpcs']] extends never
+  ? true
+  : false;
 
 /** The parameters a caller passes to RPC `K` of API `A`. */
 export type RpcParams<A extends AnyApi, K extends keyof A['rpcs']> = CallParams<A['rpcs'][K]['parameters']>;

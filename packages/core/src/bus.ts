@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AnyApi, EventInfo, RpcInfo } from './api.js';
+import type { AllRpcsHandled, AnyApi, EventInfo, RpcInfo } from './api.js';
 import type {
   ApiClient,
   ApiImplementation,
@@ -205,18 +205,21 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
    */
   registerApi<A extends AnyApi>(
     api: A,
-    ...implementation: keyof A['rpcs'] extends never ? [implementation?: ApiImplementation<A>] : [implementation: ApiImplementation<A>]
+    ...implementation: AllRpcsHandled<A> extends true ? [implementation?: Partial<ApiImplementation<A>>] : [implementation: ApiImplementation<A>]
   ): ApiClient<A> {
     this.#assertOpen();
     if (!api || typeof api !== 'object' || !(api.rpcInfo instanceof Map)) {
-      throw new LightbusError(ErrorCodes.API_DEFINITION_INVALID, 'registerApi() takes an API built with defineApi({...}).');
+      throw new LightbusError(ErrorCodes.API_DEFINITION_INVALID, 'registerApi() takes an API built with defineApi({...}) or defineApi(ApiClass).');
     }
     if (this.#registered.has(api.name)) {
       throw new LightbusError(ErrorCodes.API_DEFINITION_INVALID, `The API "${api.name}" is already registered on this bus.`);
     }
-    const impl = (implementation[0] ?? {}) as Registration['implementation'];
+    const given = (implementation[0] ?? {}) as Registration['implementation'];
+    const impl: Registration['implementation'] = {};
     for (const info of new Set(api.rpcInfo.values())) {
-      if (typeof impl[info.member] !== 'function') {
+      const handler = given[info.member] ?? (api.rpcs[info.member] as { handler?: Registration['implementation'][string] }).handler;
+      if (typeof handler === 'function') impl[info.member] = handler.bind(given);
+      else {
         throw new LightbusError(
           ErrorCodes.API_DEFINITION_INVALID,
           `registerApi(${api.name}): the implementation has no method "${info.member}" for RPC ${api.name}.${info.wireName}(). Add it.`,

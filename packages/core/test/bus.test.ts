@@ -255,3 +255,22 @@ describe('events', () => {
     await expect.poll(() => heard).toEqual(['x']);
   });
 });
+
+describe('class-style APIs', () => {
+  it('serves RPCs with the handlers declared in the class', async () => {
+    const { classAuthApi } = await import('./fixtures.js');
+    const broker = freshBroker();
+    const server = makeBus([], broker);
+    server.registerApi(classAuthApi);
+    await server.start();
+    const client = makeBus([classAuthApi], broker);
+    await expect(client.auth.checkPassword({ username: 'admin', password: 'secret' })).resolves.toBe(true);
+  });
+
+  it('refuses to register an object-style API without its implementation', async () => {
+    const { objectAuthApi } = await import('./fixtures.js');
+    const bus = makeBus([], freshBroker());
+    // @ts-expect-error the implementation is required when the definition has no handlers
+    expect(() => bus.registerApi(objectAuthApi)).toThrow(/no method "checkPassword"/);
+  });
+});

@@ -89,3 +89,11 @@ describe('validation', () => {
     expect(() => validator.validate(s, { at: '2026-11-21 10:00' }, 'x')).not.toThrow();
   });
 });
+
+describe('class style', () => {
+  it('gives the same schema as the object style', async () => {
+    const { classAuthApi, objectAuthApi } = await import('./fixtures.js');
+    expect(classAuthApi.schema).toEqual(objectAuthApi.schema);
+    expect(classAuthApi.name).toBe('auth');
+  });
+});

@@ -69,3 +69,14 @@ describe('implementations', () => {
     bus.registerApi(authApi, { checkPassword: () => true });
   });
 });
+
+describe('class-style APIs', () => {
+  it('types callers from the class and needs no implementation when handlers come with it', async () => {
+    const { classAuthApi } = await import('./fixtures.js');
+    const b = createBus({ apis: [classAuthApi] });
+    expectTypeOf(b.auth.checkPassword({ username: 'a', password: 'b' })).toEqualTypeOf<Promise<boolean>>();
+    // @ts-expect-error wrong parameter
+    void b.auth.checkPassword({ user: 'a', password: 'b' });
+    b.registerApi(classAuthApi);
+  });
+});
