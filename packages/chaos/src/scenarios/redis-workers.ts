@@ -1,0 +1,141 @@
+/**
+ * Worker scenarios on Redis: a worker SIGKILLed mid-batch (restarted, or taken over by a second
+ * worker of the same service), and SIGTERM under load.
+ *
+ * @module
+ */
+import { startRedis } from '@lightbus/test-infra';
+import { Checks, chaosScale, createChaosBus, inParallel, since, uniqueApiName, type ScenarioResult } from '../harness.js';
+import { Tally } from '../tally.js';
+import { startWorker, waitUntil, type WorkerHandle } from '../worker-handle.js';
+import type { WorkerConfig } from '../worker-protocol.js';
+
+/** Transport options the workers use: short acknowledgement timeout so takeover happens within the test. */
+export const fastRedisOptions = { acknowledgement_timeout: 1.5, reclaim_interval: 0.5, block_timeout_ms: 250 };
+
+async function fireAll(fire: (seq: number) => Promise<void>, tally: Tally, count: number, parallel = 20): Promise<void> {
+  await inParallel(count, parallel, async (i) => {
+    const seq = i + 1;
+    try {
+      await fire(seq);
+      tally.fired.add(seq);
+    } catch {
+      tally.fireErrors++;
+    }
+  });
+}
+
+/**
+ * A worker is SIGKILLed while it holds a batch (some handlers running, some events read but not
+ * started). Then either the same worker restarts under the same process name (it re-reads its
+ * own unacknowledged events), or a second worker of the same service takes them over (reclaim
+ * after `acknowledgement_timeout`). Nothing may be lost; duplicates are counted.
+ */
+export async function workerSigkill(mode: 'restart' | 'takeover'): Promise<ScenarioResult> {
+  const scale = chaosScale();
+  const count = 300 * scale;
+  const redis = await startRedis({ appendonly: true });
+  const apiName = uniqueApiName(`kill_${mode}`);
+  const tally = new Tally();
+  const checks = new Checks();
+  const { bus, client } = createChaosBus({ apiName, transportOptions: { url: redis.url } });
+  const workers: WorkerHandle[] = [];
+  const started = Date.now();
+  try {
+    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
+    const base: WorkerConfig = {
+      apiName,
+      transport: 'redis',
+      transportOptions: { url: redis.url, ...fastRedisOptions },
+      serviceName: 'chaos_svc',
+      processName: 'worker-a',
+      listenerName: 'counter',
+      handlerDelayMs: 10,
+      concurrency: 4,
+      batchSize: 20,
+    };
+    const a = startWorker(base, tally);
+    workers.push(a);
+    await a.ready();
+    const killAt = Math.floor(count / 3);
+    await waitUntil(() => tally.done.size >= killAt, 30_000 * scale);
+    await a.kill();
+    const inFlight = tally.unfinishedStarts().length;
+    const handledAtKill = tally.done.size;
+    checks.that(handledAtKill < count, `the worker finished everything (${handledAtKill}) before it was killed; the kill proved nothing`);
+
+    const b = startWorker({ ...base, processName: mode === 'restart' ? 'worker-a' : 'worker-b' }, tally);
+    workers.push(b);
+    await b.ready();
+    const complete = await waitUntil(() => tally.complete, 30_000 * scale);
+    checks.that(complete, `not every event was handled within the time limit: ${tally.lostSeqs().length} missing`);
+    checks.that(tally.corrupt.length === 0, `handlers received corrupt events: ${tally.corrupt.slice(0, 3).join('; ')}`);
+    checks.that(tally.fireErrors === 0, `${tally.fireErrors} fire() calls failed`);
+    const row = tally.row('redis', `worker SIGKILL mid-batch, ${mode === 'restart' ? 'same worker restarts' : 'second worker takes over'}`, `killed after ${handledAtKill}, ${inFlight} in flight; ${since(started)}`);
+    checks.that(row.lost === 0, `${row.lost} events lost: ${tally.lostSeqs().slice(0, 10).join(', ')}`);
+    return { row, violations: checks.violations };
+  } finally {
+    await Promise.all(workers.map((w) => w.kill()));
+    await bus.close({ timeoutMs: 2000 });
+    await redis.stop();
+  }
+}
+
+/**
+ * SIGTERM under load: the worker stops taking work, lets in-flight handlers finish and
+ * acknowledges them, then exits. A new worker handles the rest. Nothing lost, nothing handled twice.
+ */
+export async function sigtermUnderLoad(): Promise<ScenarioResult> {
+  const scale = chaosScale();
+  const count = 300 * scale;
+  const redis = await startRedis({ appendonly: true });
+  const apiName = uniqueApiName('sigterm');
+  const tally = new Tally();
+  const checks = new Checks();
+  const { bus, client } = createChaosBus({ apiName, transportOptions: { url: redis.url } });
+  const workers: WorkerHandle[] = [];
+  const started = Date.now();
+  try {
+    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
+    const base: WorkerConfig = {
+      apiName,
+      transport: 'redis',
+      // A long acknowledgement timeout: the second worker must not need a reclaim to finish.
+      transportOptions: { url: redis.url, acknowledgement_timeout: 60, block_timeout_ms: 250 },
+      serviceName: 'chaos_svc',
+      processName: 'worker-a',
+      listenerName: 'counter',
+      handlerDelayMs: 40,
+      concurrency: 4,
+      batchSize: 10,
+    };
+    const a = startWorker(base, tally);
+    workers.push(a);
+    await a.ready();
+    await waitUntil(() => tally.done.size >= count / 3, 30_000 * scale);
+    const termAt = Date.now();
+    const outcome = await a.terminate(15_000);
+    const closed = a.lines.find((l) => l.t === 'closed');
+    checks.that(outcome === 0, `the worker did not exit cleanly on SIGTERM (${String(outcome)})`);
+    const unfinished = tally.unfinishedStarts();
+    checks.that(unfinished.length === 0, `${unfinished.length} handlers started but did not finish before the worker exited: ${unfinished.slice(0, 5).join(', ')}`);
+    const handledByA = tally.done.size;
+    // Everything A finished must be acknowledged: nothing of A's may remain pending beyond what it never started.
+    const pending = (await redis.command(['XPENDING', `${apiName}.*:stream`, 'chaos_svc-counter'])) as [number, ...unknown[]];
+    const pendingCount = Number(pending[0]);
+
+    const b = startWorker({ ...base, processName: 'worker-a' }, tally);
+    workers.push(b);
+    await b.ready();
+    const complete = await waitUntil(() => tally.complete, 30_000 * scale);
+    checks.that(complete, `not every event was handled: ${tally.lostSeqs().length} missing`);
+    const row = tally.row('redis', 'SIGTERM under load, then a new worker', `stopped in ${closed && closed.t === 'closed' ? closed.ms : Date.now() - termAt} ms after ${handledByA} handled, ${pendingCount} left pending unstarted; ${since(started)}`);
+    checks.that(row.lost === 0, `${row.lost} events lost`);
+    checks.that(row.duplicates === 0, `${row.duplicates} events handled twice after a graceful stop`);
+    return { row, violations: checks.violations };
+  } finally {
+    await Promise.all(workers.map((w) => w.kill()));
+    await bus.close({ timeoutMs: 2000 });
+    await redis.stop();
+  }
+}
