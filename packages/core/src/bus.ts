@@ -307,16 +307,31 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     }
     const timeoutMs = options.timeout !== undefined ? options.timeout * 1000 : info?.timeout !== undefined ? info.timeout * 1000 : apiConfig.rpcTimeoutMs;
     this.#checkSize(kwargs, apiConfig, label);
-    const [rpcTransport, resultTransport] = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
     const id = newMessageId();
-    const pending = await resultTransport.prepare({ id, apiName, procedureName });
+    const deadline = Date.now() + timeoutMs;
+    // The deadline holds whatever the transport does: a broker that stops answering (paused, or
+    // a half-open connection) must not keep the caller waiting past it.
+    let guardTimer: NodeJS.Timeout | undefined;
+    const guard = new Promise<never>((_, reject) => {
+      guardTimer = setTimeout(() => reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`)), timeoutMs);
+    });
+    guard.catch(() => undefined);
+    const withinDeadline = <T>(work: Promise<T>): Promise<T> => {
+      work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
+      return Promise.race([work, guard]);
+    };
     let result: ResultMessage;
     try {
-      const deadline = Date.now() + timeoutMs;
-      await rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs });
-      const waitOptions: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: Math.max(1, deadline - Date.now()) };
-      if (options.signal) waitOptions.signal = options.signal;
-      result = await pending.wait(waitOptions);
+      const [rpcTransport, resultTransport] = await withinDeadline(Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]));
+      const pending = await withinDeadline(resultTransport.prepare({ id, apiName, procedureName }));
+      try {
+        await withinDeadline(rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs }));
+        const waitOptions: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: Math.max(1, deadline - Date.now()) };
+        if (options.signal) waitOptions.signal = options.signal;
+        result = await withinDeadline(pending.wait(waitOptions));
+      } finally {
+        await withinDeadline(pending.cancel()).catch(() => undefined);
+      }
     } catch (error) {
       if (LightbusError.isInstance(error) && error.code === ErrorCodes.RPC_TIMEOUT) {
         throw new TimeoutError(
@@ -326,7 +341,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       }
       throw error;
     } finally {
-      await pending.cancel();
+      clearTimeout(guardTimer);
     }
     if (result.error) {
       throw new RemoteError(`${label} failed in the serving process: ${String(result.result)}`, String(result.result), result.trace, {

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { createBus, ErrorCodes, LightbusError, silentLogger, TRANSPORT_SPECIFICATION_VERSION, type TransportPlugin } from '../src/index.js';
+import { authApi } from './fixtures.js';
+
+/** A transport whose broker stopped answering (a paused server, a half-open connection): nothing ever settles. */
+const unresponsive: TransportPlugin = {
+  specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
+  name: 'unresponsive',
+  createRpcTransport: () => ({
+    capabilities: { deadlines: true },
+    call: () => new Promise<void>(() => undefined),
+    consume: async function* () {},
+    close: async () => undefined,
+  }),
+  createResultTransport: () => ({
+    capabilities: { schemes: ['unresponsive'] },
+    prepare: async () => ({ returnPath: 'unresponsive://x', wait: () => new Promise(() => undefined), cancel: () => new Promise<void>(() => undefined) }),
+    send: async () => undefined,
+    close: async () => undefined,
+  }),
+};
+
+describe('RPC deadlines', () => {
+  it('a call fails with LB_RPC_TIMEOUT at its deadline even when the transport never answers', async () => {
+    const bus = createBus({
+      apis: [authApi],
+      transports: [unresponsive as TransportPlugin<never>],
+      logger: silentLogger,
+      config: { apis: { default: { rpc_transport: { unresponsive: {} }, result_transport: { unresponsive: {} } } } },
+    });
+    const started = Date.now();
+    const error = await bus.api(authApi.name).call('check_password', { username: 'a', password: 'b' }, { timeout: 0.2 }).catch((e: unknown) => e);
+    const took = Date.now() - started;
+    expect(LightbusError.isInstance(error) && error.code).toBe(ErrorCodes.RPC_TIMEOUT);
+    expect(took).toBeGreaterThanOrEqual(190);
+    expect(took).toBeLessThan(2000);
+    await bus.close({ timeoutMs: 100 });
+  });
+});
