@@ -82,6 +82,8 @@ export class SchemaValidator {
   readonly #ajv = new Ajv({
     allErrors: true,
     strict: false,
+    // JSON has no Infinity or NaN: 1e400 parses to Infinity and must not pass as an integer.
+    strictNumbers: true,
     validateFormats: false,
     useDefaults: true,
     validateSchema: false,

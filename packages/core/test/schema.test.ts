@@ -97,3 +97,15 @@ describe('class style', () => {
     expect(classAuthApi.name).toBe('auth');
   });
 });
+
+describe('numbers that JSON cannot carry', () => {
+  it('Infinity and NaN (1e400 on the wire parses to Infinity) are not integers or numbers', () => {
+    const validator = new SchemaValidator();
+    const schema = { type: 'object', properties: { n: { type: 'integer' }, x: { type: 'number' } } };
+    for (const bad of [Infinity, -Infinity, NaN]) {
+      expect(() => validator.validate(schema, { n: bad }, 'parameters')).toThrow(/\$\.n must be integer/);
+      expect(() => validator.validate(schema, { x: bad }, 'parameters')).toThrow(/\$\.x must be number/);
+    }
+    validator.validate(schema, { n: 1, x: 1.5 }, 'parameters');
+  });
+});
