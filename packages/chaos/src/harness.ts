@@ -26,6 +26,8 @@ export interface ScenarioResult {
   row: ScenarioRow;
   /** Invariants that did not hold, in words. Empty means the scenario passed. */
   violations: string[];
+  /** A longer account (printed by the tests), e.g. what happened to each kind of hostile entry. */
+  details?: string;
 }
 
 /** Collects invariant violations. */

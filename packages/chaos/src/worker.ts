@@ -20,6 +20,22 @@ function pollution(): string[] {
   return found;
 }
 
+/**
+ * Finds values whose prototype was replaced (a `__proto__` key assigned instead of defined):
+ * what a handler receives must be plain JSON data. Looks 64 levels deep at most.
+ */
+function replacedPrototype(value: unknown): string | undefined {
+  const stack: Array<{ v: unknown; path: string; depth: number }> = [{ v: value, path: '$', depth: 0 }];
+  while (stack.length > 0) {
+    const { v, path, depth } = stack.pop()!;
+    if (typeof v !== 'object' || v === null || depth > 64) continue;
+    const proto: unknown = Object.getPrototypeOf(v);
+    if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return `${path} has a foreign prototype`;
+    for (const key of Object.keys(v)) stack.push({ v: (v as Record<string, unknown>)[key], path: `${path}.${key}`, depth: depth + 1 });
+  }
+  return undefined;
+}
+
 async function main(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_ENV] ?? '{}') as WorkerConfig;
   const api = chaosApi(config.apiName);
@@ -60,6 +76,8 @@ async function main(): Promise<void> {
           say({ t: 'corrupt', detail: `seq is ${typeof seq}` });
           return;
         }
+        const foreign = replacedPrototype(params);
+        if (foreign) say({ t: 'corrupt', detail: `seq ${seq}: ${foreign}` });
         running++;
         maxRunning = Math.max(maxRunning, running);
         try {
