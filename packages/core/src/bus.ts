@@ -138,6 +138,9 @@ interface TaskRegistration {
   runImmediately: boolean;
 }
 
+/** How long after an RPC's deadline core gives up on a transport that has not settled the call by itself. */
+const DEADLINE_GRACE_MS = 250;
+
 const PATH = Symbol('lightbus.path');
 const PATH_PROXY = Symbol('lightbus.pathProxy');
 const SELF = Symbol('lightbus.self');
@@ -310,10 +313,12 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     const id = newMessageId();
     const deadline = Date.now() + timeoutMs;
     // The deadline holds whatever the transport does: a broker that stops answering (paused, or
-    // a half-open connection) must not keep the caller waiting past it.
+    // a half-open connection) must not keep the caller waiting past it. The guard fires a little
+    // after the deadline, so a transport that times out by itself settles first and is cancelled
+    // only once its wait is over, as usual.
     let guardTimer: NodeJS.Timeout | undefined;
     const guard = new Promise<never>((_, reject) => {
-      guardTimer = setTimeout(() => reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`)), timeoutMs);
+      guardTimer = setTimeout(() => reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`)), timeoutMs + DEADLINE_GRACE_MS);
     });
     guard.catch(() => undefined);
     const withinDeadline = <T>(work: Promise<T>): Promise<T> => {

@@ -33,7 +33,7 @@ describe('RPC deadlines', () => {
     const took = Date.now() - started;
     expect(LightbusError.isInstance(error) && error.code).toBe(ErrorCodes.RPC_TIMEOUT);
     expect(took).toBeGreaterThanOrEqual(190);
-    expect(took).toBeLessThan(2000);
+    expect(took).toBeLessThan(2000); // the deadline plus a small grace, not forever
     await bus.close({ timeoutMs: 100 });
   });
 });
