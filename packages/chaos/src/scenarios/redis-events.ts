@@ -227,7 +227,7 @@ function hostileEntries(apiName: string, count: number, seed: number): Hostile[]
  */
 export async function fuzzStream(options: { hostile?: number; valid?: number; seed?: number } = {}): Promise<ScenarioResult> {
   const scale = chaosScale();
-  const hostileCount = options.hostile ?? 10_000;
+  const hostileCount = options.hostile ?? 10_000 * Math.min(scale, 3);
   const validCount = options.valid ?? 200 * scale;
   const seed = options.seed ?? 20261121;
   const redis = await startRedis({ appendonly: false });
