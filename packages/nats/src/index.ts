@@ -13,12 +13,14 @@
  * @packageDocumentation
  */
 import { TRANSPORT_SPECIFICATION_VERSION, type TransportPlugin } from '@lightbus/core';
+import { NatsEventTransport } from './events.js';
 import { natsOptionsSchema, type NatsTransportOptions } from './options.js';
 import { NatsResultTransport } from './result.js';
 import { NatsRpcTransport } from './rpc.js';
 
 export { NatsRpcTransport } from './rpc.js';
 export { NatsResultTransport, INBOX_SCHEME } from './result.js';
+export { NatsEventTransport, DEAD_LETTER_HEADERS } from './events.js';
 export {
   natsOptionsSchema,
   resolveOptions,
@@ -37,13 +39,14 @@ export {
 } from './options.js';
 export { decodeEvent, encodeEvent, decodeRpc, encodeRpc, decodeResult, encodeResult } from './wire.js';
 
-/** The `nats` transport plugin (RPC and result roles so far). Transports built with the same options share one connection. */
+/** The `nats` transport plugin (RPC, result and event roles so far). Transports built with the same options share one connection. */
 export const transportPlugin: TransportPlugin<NatsTransportOptions> = {
   specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
   name: 'nats',
   optionsSchema: natsOptionsSchema,
   createRpcTransport: (options, context) => new NatsRpcTransport(options, context),
   createResultTransport: (options, context) => new NatsResultTransport(options, context),
+  createEventTransport: (options, context) => new NatsEventTransport(options, context),
 };
 
 /** Alias of {@link transportPlugin}, for `createBus({ transports: [natsTransports] })`. */
