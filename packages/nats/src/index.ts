@@ -17,10 +17,12 @@ import { NatsEventTransport } from './events.js';
 import { natsOptionsSchema, type NatsTransportOptions } from './options.js';
 import { NatsResultTransport } from './result.js';
 import { NatsRpcTransport } from './rpc.js';
+import { NatsSchemaTransport } from './schema.js';
 
 export { NatsRpcTransport } from './rpc.js';
 export { NatsResultTransport, INBOX_SCHEME } from './result.js';
 export { NatsEventTransport, DEAD_LETTER_HEADERS } from './events.js';
+export { NatsSchemaTransport } from './schema.js';
 export {
   natsOptionsSchema,
   resolveOptions,
@@ -39,7 +41,7 @@ export {
 } from './options.js';
 export { decodeEvent, encodeEvent, decodeRpc, encodeRpc, decodeResult, encodeResult } from './wire.js';
 
-/** The `nats` transport plugin (RPC, result and event roles so far). Transports built with the same options share one connection. */
+/** The `nats` transport plugin: all four roles. Transports built with the same options share one connection. */
 export const transportPlugin: TransportPlugin<NatsTransportOptions> = {
   specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
   name: 'nats',
@@ -47,6 +49,7 @@ export const transportPlugin: TransportPlugin<NatsTransportOptions> = {
   createRpcTransport: (options, context) => new NatsRpcTransport(options, context),
   createResultTransport: (options, context) => new NatsResultTransport(options, context),
   createEventTransport: (options, context) => new NatsEventTransport(options, context),
+  createSchemaTransport: (options, context) => new NatsSchemaTransport(options, context),
 };
 
 /** Alias of {@link transportPlugin}, for `createBus({ transports: [natsTransports] })`. */
