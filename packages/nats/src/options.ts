@@ -19,8 +19,11 @@ export interface NatsTlsOptions {
   key?: string;
 }
 
-/** Options of the NATS transports (config key `nats`). All keys are optional. */
-export interface NatsTransportOptions {
+/**
+ * Options of the NATS transports (config key `nats`). All keys are optional. (A type alias rather
+ * than an interface, so a typed options object fits the config's `{ nats: {...} }` selection.)
+ */
+export type NatsTransportOptions = {
   /** One server URL or a list (the client picks one and fails over). Default `nats://127.0.0.1:4222`. */
   servers?: string | string[];
   /** User name for user/password authentication. */
@@ -57,7 +60,7 @@ export interface NatsTransportOptions {
   schema_bucket?: string;
   /** An existing connection to use instead of opening one. The transports never close it. */
   connection?: NatsConnection;
-}
+};
 
 /** The options with defaults filled in. */
 export interface ResolvedNatsOptions {

@@ -1,15 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, newMessageId, silentLogger, type LogFields, type Logger, type RpcMessage } from '@lightbus/core';
 import { eventually, newContext } from '@lightbus/transport-test-suite';
 import { NatsResultTransport } from '../src/result.js';
 import { NatsRpcTransport } from '../src/rpc.js';
 import { rpcSubject, resolveOptions } from '../src/options.js';
-import { adminConnection, isolatedOptions } from './helpers.js';
+import { adminConnection, closeAdmin, isolatedOptions } from './helpers.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((t) => t.close()));
 });
+afterAll(closeAdmin);
 
 function recordingLogger(lines: string[]): Logger {
   const rec = (m: string, f?: LogFields) => lines.push(m + (f ? ' ' + JSON.stringify(f) : ''));
