@@ -46,6 +46,7 @@ import {
   LightbusError,
   Notifier,
   describeError,
+  sleep,
   type EventCapabilities,
   type EventMessage,
   type EventSendOptions,
@@ -211,29 +212,37 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     });
   }
 
-  /** Publishes the event to its API's stream; resolves when JetStream has stored it. */
+  /**
+   * Publishes the event to its API's stream; resolves when JetStream has stored it. While the
+   * server is unreachable or JetStream is not ready (a restart), it tries again within the time
+   * budget (`timeoutMs`, default 10 s); the event id as `Nats-Msg-Id` makes retries store it once.
+   */
   async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
     if (this.closing.signal.aborted) throw this.closedError();
-    await this.#ensureEventStream(message.apiName);
-    const nc = this.openConnection ?? (await this.connection());
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
     const subject = eventSubject(this.resolved, message.apiName, message.eventName);
     const data = encodeEvent(message);
-    const publish = () => nc.jetstream().publish(subject, data, { msgID: message.id, ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}) });
-    try {
-      await publish();
-    } catch (error) {
-      // The stream may have been deleted since we checked: make sure it exists and try once more.
-      if ((error as { code?: string }).code === '503') {
-        this.#streams.delete(`event:${message.apiName}`);
+    const what = `publishing event ${message.apiName}.${message.eventName}`;
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
         await this.#ensureEventStream(message.apiName);
-        try {
-          await publish();
-          return;
-        } catch (again) {
-          throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, again);
+        const nc = this.openConnection ?? (await this.connection());
+        const timeout = Math.max(100, Math.min(5000, deadline - Date.now()));
+        await nc.jetstream().publish(subject, data, { msgID: message.id, timeout });
+        return;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // 503: no stream took it (deleted since we checked, or JetStream still starting).
+        if (code === '503') this.#streams.delete(`event:${message.apiName}`);
+        const retryable = code === '503' || code === 'TIMEOUT' || (LightbusError.isInstance(error) && error.retryable);
+        if (!retryable || this.closing.signal.aborted || Date.now() + delay >= deadline) {
+          throw wrapError(what, error, `Tried ${attempt} time(s). The event may not be stored; sending it again is safe (JetStream drops duplicates by event id).`);
         }
+        this.context.logger.warn(`${what} failed (${describeError(error)}); trying again in ${delay} ms`);
+        await sleep(delay, this.closing.signal);
+        delay = Math.min(2000, delay * 2);
       }
-      throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, error, 'The event was not stored; sending it again is safe (duplicates are dropped by its id).');
     }
   }
 
