@@ -95,6 +95,8 @@ const WORTH_A_WARNING = new Set<string>([
   ConsumerEvents.NoResponders,
 ]);
 
+const GONE = new Set<string>([ConsumerEvents.ConsumerNotFound, ConsumerEvents.ConsumerDeleted, ConsumerEvents.StreamNotFound]);
+
 const ERR_STREAM_NOT_FOUND = 10059;
 const ERR_CONSUMER_NOT_FOUND = 10014;
 const ERR_NO_MESSAGE = 10037;
@@ -353,7 +355,11 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
             max_messages: batchSize,
             callback: (m) => {
               if (stop.aborted) {
-                m.nak();
+                try {
+                  m.nak();
+                } catch {
+                  // Draining: it comes back after acknowledgement_timeout.
+                }
                 return;
               }
               queue.push(m);
@@ -365,7 +371,15 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
           throw wrapError(`consuming events of API ${apiName} for listener group ${group}`, error);
         }
         sessions.push(messages);
-        void this.#watchStatus(messages, group, apiName);
+        void this.#watchStatus(messages, group, apiName, (reason) => {
+          // The consumer (or its stream) was deleted under us: end with an error, so the runtime
+          // starts consuming again, which creates them anew.
+          this.#streams.delete(`event:${apiName}`);
+          if (!stop.aborted && failure === undefined) {
+            failure = new Error(`the JetStream consumer ${durable} of API ${apiName} is gone (${reason})`);
+            notifier.notify();
+          }
+        });
         void messages.closed().then((error) => {
           if (!stop.aborted) {
             failure = error ?? new Error('the consumer stopped');
@@ -375,8 +389,13 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       }
       // Keep the events this loop holds from being redelivered elsewhere while they are handled.
       keepAlive = setInterval(() => {
-        for (const m of held) m.working();
-      }, Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
+        if (nc.isClosed()) return;
+        try {
+          for (const m of held) m.working();
+        } catch {
+          // The connection is draining or reconnecting; JetStream redelivers if it must.
+        }
+      },  Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
       keepAlive.unref();
 
       while (!stop.aborted) {
@@ -396,20 +415,26 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     } finally {
       if (keepAlive) clearInterval(keepAlive);
       await Promise.allSettled(sessions.map((s) => s.close()));
+      // Received but never yielded: hand them back at once rather than after the ack timeout.
       for (const m of queue.splice(0)) {
         held.delete(m);
-        if (!nc.isClosed()) m.nak();
+        try {
+          if (!nc.isClosed()) m.nak();
+        } catch {
+          // Draining: they come back after acknowledgement_timeout instead.
+        }
       }
       if (stop.aborted) logger.debug(`Listener group ${group} stopped consuming`);
     }
   }
 
-  async #watchStatus(messages: ConsumerMessages, group: string, apiName: string): Promise<void> {
+  async #watchStatus(messages: ConsumerMessages, group: string, apiName: string, onGone: (reason: string) => void): Promise<void> {
     try {
       for await (const s of await messages.status()) {
         if (WORTH_A_WARNING.has(s.type)) {
           this.context.logger.warn(`JetStream consumer of listener group ${group} on API ${apiName}: ${s.type}`, { data: describeError(s.data) });
         }
+        if (GONE.has(s.type)) onGone(s.type);
       }
     } catch {
       // The status iterator ends with the consumer.

@@ -178,3 +178,45 @@ describe('nats events specifics', () => {
     await eventually(() => c.received.length === 1, 5000, 'the event');
   });
 });
+
+describe('nats events recovery', () => {
+  it('ends the iteration with an error when its consumer is deleted, and a new iteration recreates it', { timeout: 30_000 }, async () => {
+    const context = ctx();
+    const t = await make(context);
+    const [api] = context.apis;
+    const o = resolveOptions(isolatedOptions(context.id));
+    const got: number[] = [];
+    const errors: string[] = [];
+    const controller = new AbortController();
+    // What the runtime does: consume, and on an error start again.
+    const loop = (async () => {
+      while (!controller.signal.aborted) {
+        try {
+          for await (const batch of t.consume({ listenerName: 'phoenix', events: [{ apiName: api, eventName: 'e' }], signal: controller.signal })) {
+            for (const e of batch) {
+              got.push(e.message.kwargs['i'] as number);
+              await e.ack();
+            }
+          }
+        } catch (error) {
+          errors.push((error as Error).message);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    })();
+    await settle();
+    await t.send(eventOf(api, 'e', { i: 1 }));
+    await eventually(() => got.length === 1, 5000, 'the first event');
+    const jsm = await (await adminConnection()).jetstreamManager();
+    const stream = `${o.streamPrefix}_event_${api.replaceAll('.', '-')}`;
+    const consumer = `${context.serviceName}-phoenix`;
+    await jsm.consumers.delete(stream, consumer);
+    await eventually(() => errors.length >= 1, 20_000, 'the consume loop to notice');
+    expect(errors[0]).toContain('is gone');
+    await eventually(async () => (await jsm.consumers.info(stream, consumer).catch(() => null)) !== null, 10_000, 'the consumer to be recreated');
+    await t.send(eventOf(api, 'e', { i: 2 }));
+    await eventually(() => got.includes(2), 5000, 'an event after the recreation');
+    controller.abort();
+    await loop;
+  });
+});
