@@ -487,7 +487,8 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       deliveryCount,
       ack: () =>
         once('acknowledging', async () => {
-          await m.ackAck();
+          if (!this.resolved.ackConfirm) return m.ack();
+          if (!(await m.ackAck())) throw new Error('JetStream did not confirm the acknowledgement');
         }),
       nack: ({ delayMs }) => once('retrying', async () => m.nak(Math.max(0, Math.round(delayMs)))),
       deadLetter: (error) => once('dead-lettering', () => this.#deadLetter(m, group, error)),
