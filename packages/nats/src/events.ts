@@ -290,23 +290,49 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     }
     const current = existing.config;
     const currentFilters = current.filter_subjects ?? (current.filter_subject ? [current.filter_subject] : []);
-    const desiredFilters = filter.filter_subjects ?? [filter.filter_subject!];
-    const sameFilter = JSON.stringify([...currentFilters].sort()) === JSON.stringify([...desiredFilters].sort());
-    if (sameFilter && current.ack_wait === ackWait) return;
-    // An existing filter that lets every wanted event through still works (unwanted ones are skipped).
+    // A filter that lets every wanted event through is kept as it is (events not asked for are
+    // skipped); filters only ever widen, so processes of old and new versions never fight.
     const covers = currentFilters.length === 0 || currentFilters.includes(eventWildcard(o, apiName)) || wanted.every((w) => currentFilters.includes(w));
-    const { filter_subject: _single, filter_subjects: _many, ...rest } = current;
-    try {
-      await jsm.consumers.update(stream, durable, { ...rest, ack_wait: ackWait, ...filter });
-      this.context.logger.info(`Updated JetStream consumer ${durable} on ${stream}`, { filter: desiredFilters, ack_wait_ms: o.ackWaitMs });
-    } catch (error) {
-      if (!covers) {
-        throw new ConfigurationError(
-          `Listener group ${group} now listens to ${eventNames.join(', ')} of API ${apiName}, but its JetStream consumer ${durable} on stream ${stream} filters on ${currentFilters.join(', ')}, and the server would not change it (${describeError(error)}). Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`,
-          { cause: error },
-        );
+    if (covers) {
+      if (current.ack_wait === ackWait) return;
+      try {
+        await jsm.consumers.update(stream, durable, { ...current, ack_wait: ackWait });
+        this.context.logger.info(`Updated JetStream consumer ${durable} on ${stream}`, { ack_wait_ms: o.ackWaitMs });
+      } catch (error) {
+        this.context.logger.warn(`Could not change the ack wait of JetStream consumer ${durable} on ${stream} (${describeError(error)}); using it as it is`);
       }
-      this.context.logger.warn(`Could not update JetStream consumer ${durable} on ${stream} (${describeError(error)}); using it as it is`);
+      return;
+    }
+    const { filter_subject: _single, filter_subjects: _many, ...rest } = current;
+    if (versionAtLeast(nc.info?.version, 2, 10)) {
+      const union = [...new Set([...currentFilters, ...wanted])];
+      try {
+        await jsm.consumers.update(stream, durable, { ...rest, ack_wait: ackWait, filter_subjects: union });
+        this.context.logger.info(`Widened the filter of JetStream consumer ${durable} on ${stream}`, { filter: union });
+        return;
+      } catch (error) {
+        throw wrapError(`widening the filter of consumer ${durable} on ${stream} to ${union.join(', ')}`, error, `Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`);
+      }
+    }
+    // Servers before 2.10 accept a filter change but then deliver nothing: recreate the consumer
+    // on the API's wildcard, starting after the last event it had acknowledged in order (events
+    // acknowledged out of order after that are delivered again).
+    const startSeq = existing.ack_floor.stream_seq + 1;
+    try {
+      await jsm.consumers.delete(stream, durable);
+      await jsm.consumers.add(stream, {
+        ...rest,
+        ack_wait: ackWait,
+        filter_subject: eventWildcard(o, apiName),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: startSeq,
+        opt_start_time: undefined,
+      });
+      this.context.logger.warn(
+        `Recreated JetStream consumer ${durable} on ${stream} on the API's wildcard (it filtered on ${currentFilters.join(', ')}, and this server cannot change a filter), resuming at sequence ${startSeq}`,
+      );
+    } catch (error) {
+      throw wrapError(`recreating consumer ${durable} on ${stream} with a wider filter`, error, `Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`);
     }
   }
 

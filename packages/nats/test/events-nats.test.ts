@@ -220,3 +220,44 @@ describe('nats events recovery', () => {
     await loop;
   });
 });
+
+describe('nats events: a listener group that changes', () => {
+  it('updates the consumer when acknowledgement_timeout changes', async () => {
+    const context = ctx();
+    const [api] = context.apis;
+    const sub = { listenerName: 'evolving', events: [{ apiName: api, eventName: 'e' }] };
+    const first = await make(context);
+    const a = collect(first, sub);
+    await settle();
+    await a.stop();
+    const second = await make({ ...context, processName: 'proc2' }, { acknowledgement_timeout: 7, name: 'second' });
+    collect(second, sub);
+    await settle();
+    const jsm = await (await adminConnection()).jetstreamManager();
+    const o = resolveOptions(isolatedOptions(context.id));
+    const info = await jsm.consumers.info(`${o.streamPrefix}_event_${api.replaceAll('.', '-')}`, `${context.serviceName}-evolving`);
+    expect(info.config.ack_wait).toBe(7_000_000_000);
+  });
+
+  it('follows a listener that now also wants another event, losing nothing it had not acknowledged', async () => {
+    const context = ctx();
+    const [api] = context.apis;
+    const t = await make(context);
+    const a = collect(t, { listenerName: 'growing', events: [{ apiName: api, eventName: 'old' }] });
+    await settle();
+    await t.send(eventOf(api, 'old', { n: 1 }));
+    await eventually(() => a.received.length === 1, 5000, 'the first event');
+    await new Promise((r) => setTimeout(r, 100));
+    await a.stop();
+    // While the listener is down: one more of the old kind, and one of the new kind.
+    await t.send(eventOf(api, 'old', { n: 2 }));
+    await t.send(eventOf(api, 'new', { n: 3 }));
+    const b = collect(t, { listenerName: 'growing', events: [{ apiName: api, eventName: 'old' }, { apiName: api, eventName: 'new' }] });
+    await eventually(() => b.received.length >= 1, 5000, 'events after the change');
+    await t.send(eventOf(api, 'new', { n: 4 }));
+    await eventually(() => b.received.some((e) => e.message.kwargs['n'] === 4), 5000, 'a new event after the change');
+    await new Promise((r) => setTimeout(r, 200));
+    // Both events fired while it was down arrive; the acknowledged one is not redelivered.
+    expect(b.received.map((e) => e.message.kwargs['n'])).toEqual([2, 3, 4]);
+  });
+});
