@@ -5,14 +5,19 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { NatsConnection } from 'nats';
-import { ErrorCodes, LightbusError, TransportError, describeError, redactUrl, type TransportContext } from '@lightbus/core';
+import { ErrorCodes, LightbusError, TransportError, describeError, type TransportContext } from '@lightbus/core';
 import { acquireConnection, type ConnectionLease } from './connection.js';
 import { resolveOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options.js';
+
+/** Hides credentials in URLs (`nats://user:pass@host`, `nats://token@host`) inside a text. */
+export function redactSecrets(text: string): string {
+  return text.replace(/(\w[\w+.-]*:\/\/)[^@\s/]+@/g, '$1***@');
+}
 
 /** Wraps a nats.js error in a {@link TransportError} saying what failed. Lightbus errors pass through. */
 export function wrapError(what: string, error: unknown, hint = ''): LightbusError {
   if (LightbusError.isInstance(error)) return error;
-  return new TransportError(`NATS: ${what} failed: ${redactUrl(describeError(error))}.${hint ? ` ${hint}` : ''}`, { cause: error });
+  return new TransportError(`NATS: ${what} failed: ${redactSecrets(describeError(error))}.${hint ? ` ${hint}` : ''}`, { cause: error });
 }
 
 /** The base of the NATS transports: opens (or borrows) the connection and gives it back on close. */

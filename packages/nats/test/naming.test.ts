@@ -70,3 +70,22 @@ describe('wire format', () => {
     expect(() => decodeEvent(new Uint8Array([0xff, 0xfe]))).toThrow(expect.objectContaining({ code: ErrorCodes.MESSAGE_MALFORMED }) as Error);
   });
 });
+
+describe('secrets', () => {
+  it('never shows credentials from server URLs in errors', async () => {
+    const { redactSecrets } = await import('../src/base.js');
+    expect(redactSecrets('cannot reach nats://bob:hunter2@h:4222 or nats://s3cr3t@h2')).toBe('cannot reach nats://***@h:4222 or nats://***@h2');
+  });
+
+  it('names the servers without credentials when the connection fails', async () => {
+    const { NatsRpcTransport } = await import('../src/rpc.js');
+    const { silentLogger } = await import('@lightbus/core');
+    const t = new NatsRpcTransport({ servers: 'nats://bob:hunter2@127.0.0.1:1', token: 'tok3n' }, { serviceName: 's', processName: 'p', logger: silentLogger });
+    const error = (await t.open().catch((e: unknown) => e)) as Error;
+    expect(error).toMatchObject({ code: ErrorCodes.TRANSPORT_ERROR });
+    expect(error.message).toContain('127.0.0.1:1');
+    expect(error.message).not.toContain('hunter2');
+    expect(error.message).not.toContain('tok3n');
+    await t.close();
+  });
+});
