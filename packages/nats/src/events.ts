@@ -421,7 +421,7 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
         } catch {
           // The connection is draining or reconnecting; JetStream redelivers if it must.
         }
-      },  Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
+      }, Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
       keepAlive.unref();
 
       while (!stop.aborted) {
