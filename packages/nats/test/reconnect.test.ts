@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,51 +7,14 @@ import { Collector, eventually, newContext } from '@lightbus/transport-test-suit
 import { NatsEventTransport } from '../src/events.js';
 import { NatsResultTransport } from '../src/result.js';
 import { NatsRpcTransport } from '../src/rpc.js';
+import { PrivateNatsServer, freePort } from './private-server.js';
 
 // Our own nats-server on a free port, so that stopping and restarting it disturbs nobody.
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 const storeDir = mkdtempSync(join(tmpdir(), 'lightbus-nats-'));
-let server: ChildProcess | undefined;
-
-async function startServer(port: number): Promise<void> {
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  server = child;
-  await new Promise<void>((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 10_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`nats-server exited with ${code}: ${log}`)));
-  });
-}
-
-async function stopServer(): Promise<void> {
-  const child = server;
-  server = undefined;
-  if (!child || child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
+let server: PrivateNatsServer | undefined;
 
 afterAll(async () => {
-  await stopServer();
+  await server?.stop();
   rmSync(storeDir, { recursive: true, force: true });
 });
 
@@ -62,7 +23,8 @@ const eventOf = (apiName: string, i: number): EventMessage => ({ id: newMessageI
 describe('nats server restart', () => {
   it('resumes consuming after the server restarts: every event arrives, RPC works again', { timeout: 40_000 }, async () => {
     const port = await freePort();
-    await startServer(port);
+    server = new PrivateNatsServer(port, ['-js', '-sd', storeDir]);
+    await server.start();
     const context = newContext();
     const options = { servers: `nats://127.0.0.1:${port}`, subject_prefix: 'lbt', stream_prefix: 'lbt', acknowledgement_timeout: 2 };
     const events = new NatsEventTransport(options, context);
@@ -76,9 +38,9 @@ describe('nats server restart', () => {
       for (let i = 0; i < 5; i++) await events.send(eventOf(api, i));
       await eventually(() => c.received.length === 5, 5000, 'events before the restart');
 
-      await stopServer();
+      await server.stop();
       await new Promise((r) => setTimeout(r, 500));
-      await startServer(port);
+      await server.start();
 
       // Sending waits for the reconnection (the client buffers while reconnecting).
       for (let i = 5; i < 10; i++) await events.send(eventOf(api, i));
