@@ -70,15 +70,25 @@ export type NatsTransportOptions = {
 
 /** The options with defaults filled in. */
 export interface ResolvedNatsOptions {
+  /** `subject_prefix`. */
   subjectPrefix: string;
+  /** `stream_prefix`. */
   streamPrefix: string;
+  /** `acknowledgement_timeout` in milliseconds. */
   ackWaitMs: number;
+  /** `max_deliveries`. */
   maxDeliveries: number;
+  /** `ack_confirm`. */
   ackConfirm: boolean;
+  /** `batch_size`. */
   batchSize: number;
+  /** `stream_max_age` in milliseconds (0: no age limit). */
   streamMaxAgeMs: number;
+  /** `max_stream_length` (`null`: no length limit). */
   maxStreamLength: number | null;
+  /** `storage`. */
   storage: 'file' | 'memory';
+  /** `schema_bucket`. */
   schemaBucket: string;
 }
 
