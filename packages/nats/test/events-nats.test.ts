@@ -4,7 +4,8 @@ import { Collector, eventually, newContext, type SuiteContext } from '@lightbus/
 import { DEAD_LETTER_HEADERS, NatsEventTransport } from '../src/events.js';
 import { deadStreamName, eventSubject, resolveOptions, type NatsTransportOptions } from '../src/options.js';
 import { encodeEvent } from '../src/wire.js';
-import { RUN_PREFIX, adminConnection, closeAdmin, deleteStreams, isolatedOptions, readStream } from './helpers.js';
+import { connect } from 'nats';
+import { NATS_URL, RUN_PREFIX, adminConnection, closeAdmin, deleteStreams, isolatedOptions, readStream } from './helpers.js';
 
 const open: NatsEventTransport[] = [];
 const collectors: Collector[] = [];
@@ -94,6 +95,35 @@ describe('nats events specifics', () => {
       acked.add(e.message.kwargs['i'] as number);
     });
     await eventually(() => acked.size === 30, 10_000, 'all 30 events acknowledged');
+  });
+
+  it('loses nothing when the connection of a consumer dies mid-batch (a crashed process)', async () => {
+    const context = ctx();
+    const sender = await make(context);
+    const [api] = context.apis;
+    const sub = { listenerName: 'crash', events: [{ apiName: api, eventName: 'e' }], batchSize: 10 };
+    // The doomed process has its own connection, which we cut without any goodbye.
+    const doomedConnection = await connect({ servers: NATS_URL, noAsyncTraces: true, name: 'doomed' });
+    const doomed = await make({ ...context, processName: 'doomed' }, { connection: doomedConnection });
+    const acked = new Set<number>();
+    let handled = 0;
+    const a = new Collector(doomed, sub, async (e: ReceivedEvent) => {
+      if (handled++ < 3) {
+        await e.ack();
+        acked.add(e.message.kwargs['i'] as number);
+      }
+    });
+    await settle();
+    for (let i = 0; i < 25; i++) await sender.send(eventOf(api, 'e', { i }));
+    await eventually(() => a.received.length >= 10, 5000, 'a first batch in the doomed process');
+    await doomedConnection.close();
+    a.done.catch(() => undefined);
+    const survivor = await make({ ...context, processName: 'survivor' }, { name: 'survivor' });
+    collect(survivor, sub, async (e: ReceivedEvent) => {
+      await e.ack();
+      acked.add(e.message.kwargs['i'] as number);
+    });
+    await eventually(() => acked.size === 25, 10_000, 'all 25 events acknowledged');
   });
 
   it('dead-letters an event delivered more than max_deliveries times without being settled', async () => {
