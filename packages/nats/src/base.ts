@@ -55,8 +55,16 @@ export abstract class NatsTransportBase {
 
   /** The connection, opened on first use. */
   protected async connection(): Promise<NatsConnection> {
-    if (this.#nc) return this.#nc;
+    if (this.#nc && !this.#nc.isClosed()) return this.#nc;
     if (this.closing.signal.aborted) throw this.closedError();
+    if (this.#nc && !this.options.connection) {
+      // Our pooled connection was closed for good (the client gave up): take a fresh one.
+      const old = this.#lease;
+      this.#lease = undefined;
+      this.#nc = undefined;
+      await (await old?.catch(() => undefined))?.release();
+      this.context.logger.warn('The NATS connection was closed; opening a new one');
+    }
     this.#lease ??= acquireConnection(this.options, `lightbus ${this.context.serviceName} ${this.context.processName}`, this.context.logger);
     let lease: ConnectionLease;
     try {
@@ -71,7 +79,7 @@ export abstract class NatsTransportBase {
 
   /** The connection when already open (lets a caller act without yielding to the event loop). */
   protected get openConnection(): NatsConnection | undefined {
-    return this.#nc;
+    return this.#nc && !this.#nc.isClosed() ? this.#nc : undefined;
   }
 
   /** The error thrown when the transport is used after close(). */
