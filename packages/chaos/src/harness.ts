@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createBus, type ApiClient, type Bus, type Logger } from '@lightbus/core';
+import { transportPlugin as natsPlugin } from '@lightbus/nats';
 import { transportPlugin as redisPlugin } from '@lightbus/redis';
 import { chaosApi, chaosImplementation, type ChaosApi } from './api.js';
 import type { ScenarioRow } from './tally.js';
@@ -56,16 +57,14 @@ export function capturingLogger(): CapturingLogger {
   return { lines, debug: add('DEBUG'), info: add('INFO'), warn: add('WARN'), error: add('ERROR') };
 }
 
-/** The Redis selection for a config. */
-export function redisSelection(options: Record<string, unknown>): Record<string, Record<string, unknown>> {
-  return { redis: options };
-}
 
 /** Options of {@link createChaosBus}. */
 export interface ChaosBusOptions {
   /** API name. */
   apiName: string;
-  /** Redis transport options (url ...). */
+  /** Transport plugin name. Default `redis`. */
+  transport?: 'redis' | 'nats';
+  /** Transport options (url ...). */
   transportOptions: Record<string, unknown>;
   /** Register the API (to fire its events). Default true. */
   register?: boolean;
@@ -80,14 +79,14 @@ export interface ChaosBusOptions {
 /** A bus in the test process (the producer and RPC caller of the scenarios). */
 export function createChaosBus(options: ChaosBusOptions): { bus: Bus<[ChaosApi]>; api: ChaosApi; client: ApiClient<ChaosApi>; logger: Logger } {
   const api = chaosApi(options.apiName);
-  const selection = redisSelection(options.transportOptions);
+  const selection = { [options.transport ?? 'redis']: options.transportOptions };
   const logger = options.logger ?? capturingLogger();
   const bus = createBus({
     apis: [api],
     serviceName: options.serviceName ?? 'lbchaos_producer',
     processName: `producer-${process.pid}`,
     logger,
-    transports: [redisPlugin],
+    transports: [redisPlugin, natsPlugin],
     config: {
       bus: { schema: { transport: selection } },
       apis: { default: { rpc_transport: selection, result_transport: selection, event_transport: selection, schema_transport: selection, ...options.apiConfig } },

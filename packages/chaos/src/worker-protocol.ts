@@ -12,8 +12,8 @@
 export interface WorkerConfig {
   /** The chaos API's name. */
   apiName: string;
-  /** Transport plugin name (`redis`, later `nats`, `amqp`). */
-  transport: 'redis';
+  /** Transport plugin name. */
+  transport: 'redis' | 'nats';
   /** Options of the transport (url, acknowledgement_timeout ...). */
   transportOptions: Record<string, unknown>;
   /** Service name (the listener group is `{service}-{listener}`). */

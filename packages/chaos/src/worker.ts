@@ -5,6 +5,7 @@
  * @module
  */
 import { createBus, type Logger } from '@lightbus/core';
+import { transportPlugin as natsPlugin } from '@lightbus/nats';
 import { transportPlugin as redisPlugin } from '@lightbus/redis';
 import { chaosApi, chaosImplementation } from './api.js';
 import { WORKER_ENV, type WorkerConfig, type WorkerLine } from './worker-protocol.js';
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     serviceName: config.serviceName,
     processName: config.processName,
     logger,
-    transports: [redisPlugin],
+    transports: [redisPlugin, natsPlugin],
     config: {
       bus: { schema: { transport: selection } },
       apis: {

@@ -1,15 +1,14 @@
 /**
- * Broker scenarios on Redis: the server restarted under load (with and without its data) and
+ * Broker scenarios, on any transport: the server restarted under load (with and without its data) and
  * paused (SIGSTOP) under RPC load.
  *
  * @module
  */
 import { ErrorCodes, LightbusError } from '@lightbus/core';
-import { startRedis } from '@lightbus/test-infra';
 import { Checks, chaosScale, createChaosBus, since, uniqueApiName, type CapturingLogger, type ScenarioResult } from '../harness.js';
 import { Tally } from '../tally.js';
 import { startWorker, waitUntil, type WorkerHandle } from '../worker-handle.js';
-import { fastRedisOptions } from './redis-workers.js';
+import type { ChaosTarget } from '../targets.js';
 
 /**
  * The Redis server is SIGKILLed under load and started again after `downtimeMs`.
@@ -20,15 +19,15 @@ import { fastRedisOptions } from './redis-workers.js';
  *   recreates them (without spinning: its CPU use during the outage is measured) and every
  *   event fired after the restart is handled.
  */
-export async function brokerRestart(options: { persistent: boolean; downtimeMs?: number }): Promise<ScenarioResult> {
+export async function brokerRestart(target: ChaosTarget, options: { persistent: boolean; downtimeMs?: number }): Promise<ScenarioResult> {
   const scale = chaosScale();
   const count = 300 * scale;
   const downtimeMs = options.downtimeMs ?? 1500;
-  const redis = await startRedis({ appendonly: options.persistent });
+  const broker = await target.startBroker({ persistent: options.persistent });
   const apiName = uniqueApiName(options.persistent ? 'restart_aof' : 'restart_empty');
   const tally = new Tally();
   const checks = new Checks();
-  const { bus, client, logger } = createChaosBus({ apiName, transportOptions: { url: redis.url } });
+  const { bus, client, logger } = createChaosBus({ apiName, transport: target.name, transportOptions: broker.options() });
   const workers: WorkerHandle[] = [];
   const started = Date.now();
   let workerCpuDuringOutage = 0;
@@ -37,8 +36,8 @@ export async function brokerRestart(options: { persistent: boolean; downtimeMs?:
     const worker = startWorker(
       {
         apiName,
-        transport: 'redis',
-        transportOptions: { url: redis.url, ...fastRedisOptions },
+        transport: target.name,
+        transportOptions: broker.options('fast'),
         serviceName: 'chaos_svc',
         processName: 'worker-a',
         listenerName: 'counter',
@@ -68,12 +67,12 @@ export async function brokerRestart(options: { persistent: boolean; downtimeMs?:
       }
     })();
     await waitUntil(() => fired.length >= count / 3, 30_000 * scale);
-    await redis.kill();
+    await broker.kill();
     const cpuBefore = worker.cpuSeconds();
     const outageStart = Date.now();
     await new Promise((r) => setTimeout(r, downtimeMs));
     workerCpuDuringOutage = (worker.cpuSeconds() - cpuBefore) / ((Date.now() - outageStart) / 1000);
-    await redis.restart();
+    await broker.restart();
     restarted = true;
     const restartedAt = Date.now();
     await producer;
@@ -87,8 +86,8 @@ export async function brokerRestart(options: { persistent: boolean; downtimeMs?:
     checks.that(tally.corrupt.length === 0, 'handlers received corrupt events');
     const producerLines = (logger as CapturingLogger).lines.length;
     const row = tally.row(
-      'redis',
-      options.persistent ? 'broker SIGKILL + restart under load (appendonly)' : 'broker SIGKILL + restart, data gone (no AOF)',
+      target.name,
+      options.persistent ? 'broker SIGKILL + restart under load (data persisted)' : 'broker SIGKILL + restart, events gone (not persisted)',
       [
         `down ${downtimeMs} ms`,
         `worker CPU during outage ${(workerCpuDuringOutage * 100).toFixed(0)}%`,
@@ -106,7 +105,7 @@ export async function brokerRestart(options: { persistent: boolean; downtimeMs?:
   } finally {
     await Promise.all(workers.map((w) => w.kill()));
     await bus.close({ timeoutMs: 2000 });
-    await redis.stop();
+    await broker.stop();
   }
 }
 
@@ -119,29 +118,29 @@ function activeTimers(): number {
  * `LB_RPC_TIMEOUT` at its deadline (not hang until the server comes back), leave no timers or
  * waiters behind, and calls must succeed again once the server resumes.
  */
-export async function brokerPaused(): Promise<ScenarioResult> {
+export async function brokerPaused(target: ChaosTarget): Promise<ScenarioResult> {
   const scale = chaosScale();
   const calls = 20 * scale;
   const timeoutS = 1;
-  const redis = await startRedis({ appendonly: false });
+  const broker = await target.startBroker({ persistent: false });
   const apiName = uniqueApiName('paused');
   const checks = new Checks();
   const workers: WorkerHandle[] = [];
-  const { bus, client } = createChaosBus({ apiName, transportOptions: { url: redis.url }, register: false });
+  const { bus, client } = createChaosBus({ apiName, transport: target.name, transportOptions: broker.options(), register: false });
   const started = Date.now();
   let answered = 0;
   let timedOut = 0;
   let wrong = 0;
   let hung = 0;
   try {
-    const worker = startWorker({ apiName, transport: 'redis', transportOptions: { url: redis.url, block_timeout_ms: 250 }, serviceName: 'chaos_rpc', processName: 'rpc-worker', serveRpcs: true });
+    const worker = startWorker({ apiName, transport: target.name, transportOptions: broker.options(), serviceName: 'chaos_rpc', processName: 'rpc-worker', serveRpcs: true });
     workers.push(worker);
     await worker.ready();
     checks.that((await client.echo({ value: 'before' })) === 'before', 'the RPC before the pause failed');
     await new Promise((r) => setTimeout(r, 200));
     const timersBefore = activeTimers();
 
-    redis.pause();
+    broker.pause();
     const pausedAt = Date.now();
     const outcomes = await Promise.all(
       Array.from({ length: calls }, async (_, i) => {
@@ -176,7 +175,7 @@ export async function brokerPaused(): Promise<ScenarioResult> {
     checks.that(timedOut === calls, `${calls - timedOut} of ${calls} RPCs did not fail with ${ErrorCodes.RPC_TIMEOUT}: ${outcomes.filter((o) => o.outcome !== 'timeout').map((o) => o.outcome).slice(0, 3).join(', ')}`);
     checks.that(slowest <= timeoutS * 1000 + 1000, `the slowest RPC took ${slowest} ms to fail against a ${timeoutS * 1000} ms deadline`);
 
-    redis.resume();
+    broker.resume();
     const resumedAt = Date.now();
     const recovered = await waitUntil(async () => {
       try {
@@ -196,30 +195,30 @@ export async function brokerPaused(): Promise<ScenarioResult> {
     checks.that(timersAfter <= timersBefore + 2, `timers leaked: ${timersBefore} before the pause, ${timersAfter} after recovery`);
     // Calls abandoned at their deadline may still reach the worker once Redis resumes (their
     // expiry key is written then): at most once still holds, but their results are orphans.
-    const orphans = await redis.command(['KEYS', '*:result:*']);
-    const orphanResults = Array.isArray(orphans) ? orphans.length : 0;
+    const orphans = broker.redis ? await broker.redis.command(['KEYS', '*:result:*']) : undefined;
+    const orphanResults = Array.isArray(orphans) ? `${orphans.length} abandoned calls executed after resume (orphan results); ` : '';
     const served = worker.running;
     checks.that(served, 'the RPC worker died');
     return {
       row: {
-        transport: 'redis',
+        transport: target.name,
         scenario: 'broker SIGSTOP under RPC load, then SIGCONT',
         fired: calls + 10,
         handled: timedOut + afterOk,
         duplicates: 0,
         lost: hung + wrong + answered + (10 - afterOk),
-        notes: `${timedOut} timed out (slowest ${slowest} ms, deadline ${timeoutS * 1000} ms), paused ${(pausedFor / 1000).toFixed(1)} s; recovered in ${recoveryMs} ms; ${orphanResults} abandoned calls executed after resume (orphan results); timers ${timersBefore}->${timersAfter}; ${since(started)}`,
+        notes: `${timedOut} timed out (slowest ${slowest} ms, deadline ${timeoutS * 1000} ms), paused ${(pausedFor / 1000).toFixed(1)} s; recovered in ${recoveryMs} ms; ${orphanResults}timers ${timersBefore}->${timersAfter}; ${since(started)}`,
       },
       violations: checks.violations,
     };
   } finally {
     try {
-      redis.resume();
+      broker.resume();
     } catch {
       // not running
     }
     await Promise.all(workers.map((w) => w.kill()));
     await bus.close({ timeoutMs: 2000 });
-    await redis.stop();
+    await broker.stop();
   }
 }

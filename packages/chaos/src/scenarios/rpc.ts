@@ -1,13 +1,13 @@
 /**
- * RPC failure scenarios on Redis: arguments that fail validation, an API nobody serves, and a
+ * RPC failure scenarios, on any transport: arguments that fail validation, an API nobody serves, and a
  * handler slower than the caller's deadline.
  *
  * @module
  */
 import { ErrorCodes, LightbusError, RemoteError } from '@lightbus/core';
-import { startRedis } from '@lightbus/test-infra';
 import { Checks, chaosScale, createChaosBus, since, uniqueApiName, type ScenarioResult } from '../harness.js';
 import { startWorker, waitUntil, type WorkerHandle } from '../worker-handle.js';
+import type { ChaosTarget } from '../targets.js';
 
 /** What a call ended with. */
 async function outcome(call: Promise<unknown>): Promise<{ value?: unknown; error?: unknown; ms: number }> {
@@ -29,16 +29,16 @@ const codeOf = (error: unknown) => (LightbusError.isInstance(error) ? error.code
  * - A handler slower than the deadline: the caller gets LB_RPC_TIMEOUT; the late result is
  *   dropped by the worker (never written), and the next calls get their own, fresh results.
  */
-export async function rpcFailures(): Promise<ScenarioResult> {
+export async function rpcFailures(target: ChaosTarget): Promise<ScenarioResult> {
   const scale = chaosScale();
   const rounds = 10 * scale;
-  const redis = await startRedis({ appendonly: false });
+  const broker = await target.startBroker({ persistent: false });
   const apiName = uniqueApiName('rpc');
   const checks = new Checks();
   const workers: WorkerHandle[] = [];
   // A caller that does not validate what it sends, so bad arguments reach the worker.
-  const loose = createChaosBus({ apiName, transportOptions: { url: redis.url }, register: false, apiConfig: { validate: { incoming: true, outgoing: false } } });
-  const strict = createChaosBus({ apiName, transportOptions: { url: redis.url }, register: false });
+  const loose = createChaosBus({ apiName, transport: target.name, transportOptions: broker.options(), register: false, apiConfig: { validate: { incoming: true, outgoing: false } } });
+  const strict = createChaosBus({ apiName, transport: target.name, transportOptions: broker.options(), register: false });
   const started = Date.now();
   let calls = 0;
   let asExpected = 0;
@@ -48,7 +48,7 @@ export async function rpcFailures(): Promise<ScenarioResult> {
     checks.that(ok, message);
   };
   try {
-    const worker = startWorker({ apiName, transport: 'redis', transportOptions: { url: redis.url, block_timeout_ms: 250 }, serviceName: 'chaos_rpc', processName: 'rpc-worker', serveRpcs: true });
+    const worker = startWorker({ apiName, transport: target.name, transportOptions: broker.options(), serviceName: 'chaos_rpc', processName: 'rpc-worker', serveRpcs: true });
     workers.push(worker);
     await worker.ready();
 
@@ -72,15 +72,22 @@ export async function rpcFailures(): Promise<ScenarioResult> {
 
     // 2. The caller's own validation: nothing is sent.
     const local = await outcome(strict.client.strict({ count: -1 }));
-    const queued = await redis.command(['LLEN', `${apiName}:rpc_queue`]);
+    const queued = broker.redis ? await broker.redis.command(['LLEN', `${apiName}:rpc_queue`]) : 0;
     expectThat(codeOf(local.error) === ErrorCodes.VALIDATION_FAILED && queued === 0, `the caller's validation did not refuse strict({ count: -1 }) locally: ${String(local.error)}`);
 
     // 3. An API nobody serves: a clean timeout at the deadline.
     const nobody = `${apiName}_nobody`;
     const unserved = await Promise.all(Array.from({ length: 3 }, () => outcome(strict.bus.api(nobody).call('ping', {}, { timeout: 0.5 }))));
+    // Clean means: LB_RPC_TIMEOUT at the deadline, or (a transport that knows nobody listens,
+    // NATS) an earlier Lightbus error that says no worker serves the API.
     for (const o of unserved) {
-      expectThat(codeOf(o.error) === ErrorCodes.RPC_TIMEOUT && o.ms >= 450 && o.ms < 2000, `a call to an unserved API ended with ${String(codeOf(o.error) ?? o.value)} after ${o.ms} ms (want ${ErrorCodes.RPC_TIMEOUT} at 500 ms)`);
+      const timedOut = codeOf(o.error) === ErrorCodes.RPC_TIMEOUT && o.ms >= 450 && o.ms < 2000;
+      const toldEarly = LightbusError.isInstance(o.error) && o.ms < 500 && /no worker|nobody|no responders/i.test(o.error.message);
+      expectThat(timedOut || toldEarly, `a call to an unserved API ended with ${String(codeOf(o.error) ?? o.value)} after ${o.ms} ms (want ${ErrorCodes.RPC_TIMEOUT} at 500 ms, or an earlier error saying no worker serves it)`);
     }
+    const unservedNote = unserved.every((o) => codeOf(o.error) === ErrorCodes.RPC_TIMEOUT)
+      ? `unserved timed out in ${Math.max(...unserved.map((o) => o.ms))} ms`
+      : `unserved failed fast (${[...new Set(unserved.map((o) => codeOf(o.error)))].join(', ')}: no worker serves it) in ${Math.max(...unserved.map((o) => o.ms))} ms`;
 
     // 4. A slow handler past the deadline.
     const stale = await outcome(strict.client.slow({ ms: 1200 }, { timeout: 0.4 }));
@@ -92,18 +99,18 @@ export async function rpcFailures(): Promise<ScenarioResult> {
     expectThat(quick.value === 20, `slow({ ms: 20 }) gave ${String(quick.value ?? quick.error)}, not its own result (a stale 1200?)`);
     const dropped = await waitUntil(() => worker.logs.some((l) => /after its deadline/.test(l.msg)), 5000);
     checks.that(dropped, 'the worker did not report dropping the late result');
-    const leftovers = await redis.command(['KEYS', `${apiName}.slow:result:*`]);
+    const leftovers = broker.redis ? await broker.redis.command(['KEYS', `${apiName}.slow:result:*`]) : [];
     checks.that(Array.isArray(leftovers) && leftovers.length === 0, `the late result was written anyway: ${JSON.stringify(leftovers)}`);
     checks.that(worker.running, 'the worker died');
     return {
       row: {
-        transport: 'redis',
+        transport: target.name,
         scenario: 'RPC: invalid arguments, unserved API, handler past its deadline',
         fired: calls,
         handled: asExpected,
         duplicates: 0,
         lost: calls - asExpected,
-        notes: `validation errors came back, worker kept serving; unserved timed out in ${Math.max(...unserved.map((o) => o.ms))} ms; late result ${dropped ? 'dropped' : 'NOT dropped'}; ${since(started)}`,
+        notes: `validation errors came back, worker kept serving; ${unservedNote}; late result ${dropped ? 'dropped' : 'NOT dropped'}; ${since(started)}`,
       },
       violations: checks.violations,
     };
@@ -111,6 +118,6 @@ export async function rpcFailures(): Promise<ScenarioResult> {
     await Promise.all(workers.map((w) => w.kill()));
     await loose.bus.close({ timeoutMs: 2000 });
     await strict.bus.close({ timeoutMs: 2000 });
-    await redis.stop();
+    await broker.stop();
   }
 }

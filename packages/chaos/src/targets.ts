@@ -1,0 +1,94 @@
+/**
+ * The transports the chaos scenarios run against, each with a private broker the scenario may
+ * kill, pause and restart.
+ *
+ * @module
+ */
+import { startNats, startRedis, type NatsInstance, type RedisInstance } from '@lightbus/test-infra';
+
+/** Transport plugin names the worker knows. */
+export type TransportName = 'redis' | 'nats';
+
+/** A private broker started for one scenario. */
+export interface Broker {
+  /** The transport it serves. */
+  readonly transport: TransportName;
+  /**
+   * Transport options to reach it. `fast` shortens the acknowledgement timeout so another
+   * worker takes over abandoned events within a test.
+   */
+  options(tuning?: 'fast' | 'default'): Record<string, unknown>;
+  /** SIGKILL. */
+  kill(): Promise<void>;
+  /** Start again with the same port and data. */
+  restart(): Promise<void>;
+  /** SIGSTOP. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
+  /** Stop and delete its data. */
+  stop(): Promise<void>;
+  /** Redis only: the private instance, for checks that read the broker directly. */
+  readonly redis?: RedisInstance;
+  /** NATS only: the private instance. */
+  readonly nats?: NatsInstance;
+}
+
+/** How to start a broker for a transport. */
+export interface ChaosTarget {
+  /** The transport's name (the table's title). */
+  readonly name: TransportName;
+  /** Starts a private broker; `persistent`: data survives a SIGKILL of the server. */
+  startBroker(options: { persistent: boolean }): Promise<Broker>;
+}
+
+/** Redis (`@lightbus/redis`): appendonly for persistence. */
+export const redisTarget: ChaosTarget = {
+  name: 'redis',
+  async startBroker({ persistent }) {
+    const redis = await startRedis({ appendonly: persistent });
+    return {
+      transport: 'redis',
+      redis,
+      options: (tuning = 'default') =>
+        tuning === 'fast'
+          ? { url: redis.url, acknowledgement_timeout: 1.5, reclaim_interval: 0.5, block_timeout_ms: 250 }
+          : { url: redis.url, block_timeout_ms: 250 },
+      kill: () => redis.kill(),
+      restart: () => redis.restart(),
+      pause: () => redis.pause(),
+      resume: () => redis.resume(),
+      stop: () => redis.stop(),
+    };
+  },
+};
+
+/** NATS (`@lightbus/nats`): JetStream file storage for persistence, memory storage otherwise. */
+export const natsTarget: ChaosTarget = {
+  name: 'nats',
+  async startBroker({ persistent }) {
+    const nats = await startNats({ jetstream: true });
+    const base = { servers: nats.url, storage: persistent ? 'file' : 'memory' };
+    return {
+      transport: 'nats',
+      nats,
+      options: (tuning = 'default') => (tuning === 'fast' ? { ...base, acknowledgement_timeout: 1.5 } : base),
+      kill: () => nats.kill(),
+      restart: () => nats.restart(),
+      pause: () => nats.pause(),
+      resume: () => nats.resume(),
+      stop: () => nats.stop(),
+    };
+  },
+};
+
+/** Every target, in table order. */
+export const chaosTargets: readonly ChaosTarget[] = [redisTarget, natsTarget];
+
+/**
+ * The targets to run: `LIGHTBUS_CHAOS_TRANSPORTS=redis,nats` (default: all of them).
+ */
+export function selectedTargets(): readonly ChaosTarget[] {
+  const wanted = process.env['LIGHTBUS_CHAOS_TRANSPORTS']?.split(',').map((s) => s.trim()).filter(Boolean);
+  return wanted && wanted.length > 0 ? chaosTargets.filter((t) => wanted.includes(t.name)) : chaosTargets;
+}
