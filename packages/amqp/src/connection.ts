@@ -108,13 +108,9 @@ export class AmqpConnection {
           { cause: this.#lastError },
         );
       }
-      await this.#changed.wait(signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal, left);
+      // release() notifies, so only the caller's signal is listened to (many callers may wait at once).
+      await this.#changed.wait(signal, left);
     }
-  }
-
-  /** Waits until the connection changes (drops or comes back), or `signal` aborts. */
-  async changed(signal: AbortSignal, timeoutMs?: number): Promise<void> {
-    await this.#changed.wait(AbortSignal.any([signal, this.#closing.signal]), timeoutMs);
   }
 
   #supervise(): void {

@@ -194,7 +194,7 @@ export class AmqpResultTransport implements ResultTransport {
           { cause: this.#lastError, retryable: true },
         );
       }
-      await this.#ready.wait(this.#closing.signal, left);
+      await this.#ready.wait(undefined, left); // close() notifies too
     }
   }
 
