@@ -104,7 +104,12 @@ class GroupSession {
 
   /** Waits for at least one message (or death, or abort), then takes up to `max`. */
   async take(max: number, signal: AbortSignal): Promise<ConsumeMessage[]> {
-    while (this.alive && this.#buffer.length === 0 && !signal.aborted) await this.#notifier.wait(signal);
+    if (this.#buffer.length === 0) {
+      while (this.alive && this.#buffer.length === 0 && !signal.aborted) await this.#notifier.wait(signal);
+      // Deliveries that arrived in the same read are dispatched one by one: let them land, so
+      // a backlog is handed out in full batches.
+      if (this.#buffer.length < max) await new Promise((resolve) => setImmediate(resolve));
+    }
     return this.#buffer.splice(0, max);
   }
 
