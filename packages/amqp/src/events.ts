@@ -195,9 +195,17 @@ export class AmqpEventTransport implements EventTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). */
+  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Publishes the event to the events exchange; resolves when RabbitMQ confirmed it. */

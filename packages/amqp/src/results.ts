@@ -97,9 +97,17 @@ export class AmqpResultTransport implements ResultTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). The reply queue is declared on first use. */
+  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). The reply queue is declared on first use. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Keeps the reply queue declared and consumed, across reconnects. */

@@ -60,9 +60,17 @@ export class AmqpRpcTransport implements RpcTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). */
+  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Declares an API's queue once per connection, so a call published before any worker started waits for one. */
