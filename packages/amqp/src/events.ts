@@ -81,10 +81,14 @@ class GroupSession {
   readonly held = new Map<ConsumeMessage, NodeJS.Timeout>();
   consumerTag: string | undefined;
   alive = true;
+  #channelOpen = true;
 
   constructor(channel: Channel) {
     this.channel = channel;
-    channel.on('close', () => this.die());
+    channel.on('close', () => {
+      this.#channelOpen = false;
+      this.die();
+    });
   }
 
   deliver(message: ConsumeMessage | null): void {
@@ -153,9 +157,8 @@ class GroupSession {
   }
 
   async close(): Promise<void> {
-    const wasAlive = this.alive;
     this.die();
-    if (wasAlive) await this.channel.close().catch(() => undefined);
+    if (this.#channelOpen) await this.channel.close().catch(() => undefined);
   }
 }
 
@@ -247,7 +250,7 @@ export class AmqpEventTransport implements EventTransport {
       let session: GroupSession | undefined;
       try {
         session = await this.#openSession(queue, keys, batchSize, signal);
-        failures = 0;
+        const openedAt = Date.now();
         while (!signal.aborted && session.alive) {
           const messages = await session.take(batchSize, signal);
           const batch: ReceivedEvent[] = [];
@@ -257,7 +260,13 @@ export class AmqpEventTransport implements EventTransport {
           }
           if (batch.length > 0) yield batch;
         }
-        if (!signal.aborted) logger.warn(`Listener ${subscription.listenerName}: the RabbitMQ channel closed; resuming.`);
+        if (!signal.aborted) {
+          // A channel that dies at once, again and again, must not make this loop spin.
+          failures = Date.now() - openedAt > 5000 ? 0 : failures + 1;
+          const delay = failures === 0 ? 0 : Math.min(30_000, 100 * 2 ** Math.min(failures, 8));
+          logger.warn(`Listener ${subscription.listenerName}: the RabbitMQ channel closed; resuming${delay ? ` in ${delay} ms` : ''}.`);
+          await sleep(delay, signal);
+        }
       } catch (error) {
         if (signal.aborted) break;
         failures++;

@@ -117,15 +117,18 @@ export class AmqpResultTransport implements ResultTransport {
     let failures = 0;
     while (!signal.aborted) {
       let channel: Channel | undefined;
+      let channelOpen = false;
       try {
         const conn = this.#conn();
         const model = await conn.get(signal, Number.POSITIVE_INFINITY);
         channel = await model.createChannel();
+        channelOpen = true;
         const closed = new Notifier();
         let alive = true;
         channel.on('error', (error: Error) => logger.warn(`RabbitMQ channel of the reply queue: ${describeAmqpError(error)}`));
         channel.on('close', () => {
           alive = false;
+          channelOpen = false;
           this.#consuming = false;
           closed.notify();
         });
@@ -144,11 +147,16 @@ export class AmqpResultTransport implements ResultTransport {
         );
         this.#channel = channel;
         this.#consuming = true;
-        failures = 0;
         this.#ready.notify();
+        const openedAt = Date.now();
         while (alive && !signal.aborted) await closed.wait(signal);
         this.#consuming = false;
-        if (!signal.aborted) logger.warn(`Lost the reply queue ${this.#queue}; declaring it again. Results sent meanwhile are lost (their calls time out).`);
+        if (!signal.aborted) {
+          failures = Date.now() - openedAt > 5000 ? 0 : failures + 1;
+          const delay = failures === 0 ? 0 : Math.min(10_000, 100 * 2 ** Math.min(failures, 7));
+          logger.warn(`Lost the reply queue ${this.#queue}; declaring it again${delay ? ` in ${delay} ms` : ''}. Results sent meanwhile are lost (their calls time out).`);
+          await sleep(delay, signal);
+        }
       } catch (error) {
         this.#consuming = false;
         if (signal.aborted) break;
@@ -160,7 +168,7 @@ export class AmqpResultTransport implements ResultTransport {
         await sleep(delay, signal);
       } finally {
         if (channel && this.#channel === channel) this.#channel = undefined;
-        if (channel && signal.aborted) await channel.close().catch(() => undefined);
+        if (channel && channelOpen) await channel.close().catch(() => undefined);
       }
     }
   }

@@ -69,6 +69,19 @@ describe('amqp transports survive failures', () => {
     expect(proxy.accepted).toBeGreaterThanOrEqual(2);
   });
 
+  it('declares its queue again when it is deleted under a running listener', async () => {
+    const ctx = newContext();
+    const [api] = ctx.apis;
+    const group = `${ctx.serviceName}-phoenix`;
+    const transport = track(new AmqpEventTransport(backdoor.options(), ctx));
+    const c = collect(transport, 'phoenix', api, ctx.serviceName);
+    await groupReady(group);
+    await backdoor.withChannel((ch) => ch.deleteQueue(backdoor.names.groupQueue(group)));
+    await groupReady(group); // RabbitMQ cancelled the consumer; the loop declared the queue again
+    await transport.send(eventOf(api, { after: true }));
+    await expect.poll(() => c.received.length, { timeout: 5000 }).toBe(1);
+  });
+
   it('serves RPCs and carries results again after the connection drops', async () => {
     const proxy = await TcpProxy.start();
     cleanups.push(() => proxy.close());
