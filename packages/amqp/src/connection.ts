@@ -225,7 +225,9 @@ export class AmqpConnection {
       } catch (error) {
         if (LightbusError.isInstance(error) && (error.code === ErrorCodes.CLOSED || error.code === ErrorCodes.TRANSPORT_ERROR)) throw error;
         const left = deadline - Date.now();
-        if (!options.retry || left <= 0 || this.#closed) {
+        // Refused for good (access, a missing or mismatched exchange): trying again will not help.
+        const refused = [403, 404, 406].includes(replyCode(error) ?? 0);
+        if (!options.retry || refused || left <= 0 || this.#closed) {
           throw new TransportError(`RabbitMQ did not take ${options.what}: ${describeAmqpError(error)}. It was not confirmed; try again.`, { cause: error });
         }
         this.#logger.warn(`Publishing ${options.what} failed (${describeAmqpError(error)}); trying again (attempt ${attempt + 1}).`);

@@ -82,6 +82,34 @@ describe('amqp transports survive failures', () => {
     await expect.poll(() => c.received.length, { timeout: 5000 }).toBe(1);
   });
 
+  it('still counts the acknowledgement of an event handled after its listener stopped', async () => {
+    const ctx = newContext();
+    const [api] = ctx.apis;
+    const transport = track(new AmqpEventTransport(backdoor.options({ acknowledgement_timeout: 5 }), ctx));
+    backdoor.queues.add(backdoor.names.groupQueue(`${ctx.serviceName}-slow`));
+    const controller = new AbortController();
+    const received: ReceivedEvent[] = [];
+    const loop = (async () => {
+      for await (const batch of transport.consume({ listenerName: 'slow', events: [{ apiName: api, eventName: 'e' }], signal: controller.signal })) {
+        received.push(...batch); // handled later, after the stop
+      }
+    })();
+    await groupReady(`${ctx.serviceName}-slow`);
+    await transport.send(eventOf(api, { n: 1 }));
+    await expect.poll(() => received.length, { timeout: 5000 }).toBe(1);
+    const stopped = Date.now();
+    controller.abort();
+    await loop;
+    expect(Date.now() - stopped).toBeLessThan(1000); // the loop ends at once...
+    await new Promise((r) => setTimeout(r, 200));
+    await received[0]!.ack(); // ...and the handler's late acknowledgement still counts
+    const other = track(new AmqpEventTransport(backdoor.options(), { ...ctx, processName: 'other' }));
+    const c = collect(other, 'slow', api, ctx.serviceName);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(c.received.length).toBe(0);
+    expect(await backdoor.count(backdoor.names.groupQueue(`${ctx.serviceName}-slow`))).toBe(0);
+  });
+
   it('serves RPCs and carries results again after the connection drops', async () => {
     const proxy = await TcpProxy.start();
     cleanups.push(() => proxy.close());
