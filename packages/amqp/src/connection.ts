@@ -18,6 +18,15 @@ export function describeAmqpError(error: unknown): string {
   return redactUrl(describeError(error));
 }
 
+/** Publishes on a confirm channel; the promise settles with the broker's confirm. */
+function publishOn(channel: ConfirmChannel, exchange: string, key: string, content: Buffer, properties: Options.Publish): Promise<void> {
+  const confirmed = new Promise<void>((resolve, reject) => {
+    channel.publish(exchange, key, content, properties, (error: unknown) => (error ? reject(toError(error)) : resolve()));
+  });
+  confirmed.catch(() => undefined); // awaited by the caller; this only keeps an early rejection from being reported as unhandled
+  return confirmed;
+}
+
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(describeError(error));
 }
@@ -53,6 +62,10 @@ export class AmqpConnection {
   #lastError: unknown;
   #refs = 0;
   #confirm: Promise<ConfirmChannel> | undefined;
+  /** The publisher channel once it is open, with the exchanges declared on it (the fast path). */
+  #ready: { channel: ConfirmChannel; declared: Set<string> } | undefined;
+  /** Publishes waiting in the slow path; while any wait, later ones queue behind them (order). */
+  #queued = 0;
   #declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
   #publishTail: Promise<unknown> = Promise.resolve();
   readonly #closing = new AbortController();
@@ -164,6 +177,7 @@ export class AmqpConnection {
       if (this.#model !== model) return;
       this.#model = undefined;
       this.#confirm = undefined;
+      this.#ready = undefined;
       if (error) this.#lastError = error;
       this.#changed.notify();
       if (this.#closed) return;
@@ -199,6 +213,7 @@ export class AmqpConnection {
         channel.on('error', (error: Error) => this.#logger.warn(`RabbitMQ publisher channel error: ${describeAmqpError(error)}`));
         channel.on('close', () => {
           if (this.#confirm === created) this.#confirm = undefined;
+          if (this.#ready?.channel === channel) this.#ready = undefined;
           this.#declared.delete(model);
         });
         return channel;
@@ -244,25 +259,36 @@ export class AmqpConnection {
     options: PublishOptions,
     deadline: number,
   ): Promise<void> {
-    // Each publish waits for the previous one to have been handed to the channel, so publishes
-    // from one process leave in call order even while a channel is being (re)created.
-    const step = this.#publishTail.then(async () => {
-      const model = await this.get(undefined, Math.max(1, deadline - Date.now()));
-      const channel = await this.#confirmChannel(model);
-      for (const [name, type] of options.declare ?? []) await this.#ensureExchange(model, channel, name, type);
-      // Wrapped so that the chain moves on once the message is handed to the channel, not when
-      // it is confirmed: publishes are pipelined, confirms arrive in their own time.
-      const confirmed = new Promise<void>((resolve, reject) => {
-        channel.publish(exchange, key, content, properties, (error: unknown) => (error ? reject(toError(error)) : resolve()));
+    const declare = options.declare ?? [];
+    const ready = this.#ready;
+    let confirmed: Promise<void>;
+    if (this.#queued === 0 && ready && declare.every(([name]) => ready.declared.has(name))) {
+      // Fast path: the channel is open and the exchanges are declared; nothing waits before us.
+      confirmed = publishOn(ready.channel, exchange, key, content, properties);
+    } else {
+      // Slow path: each publish waits for the previous one to have been handed to the channel,
+      // so publishes from one process leave in call order even while a channel is (re)created.
+      this.#queued++;
+      const step = this.#publishTail.then(async () => {
+        const model = await this.get(undefined, Math.max(1, deadline - Date.now()));
+        const channel = await this.#confirmChannel(model);
+        for (const [name, type] of declare) await this.#ensureExchange(model, channel, name, type);
+        if (this.#ready?.channel !== channel) this.#ready = { channel, declared: new Set() };
+        for (const [name] of declare) this.#ready.declared.add(name);
+        // Wrapped so that the chain moves on once the message is handed to the channel, not when
+        // it is confirmed: publishes are pipelined, confirms arrive in their own time.
+        return { confirmed: publishOn(channel, exchange, key, content, properties) };
       });
-      confirmed.catch(() => undefined); // observed below; this only keeps an early rejection from being unhandled
-      return { confirmed };
-    });
-    this.#publishTail = step.then(
-      () => undefined,
-      () => undefined,
-    );
-    const { confirmed } = await step;
+      this.#publishTail = step.then(
+        () => undefined,
+        () => undefined,
+      );
+      try {
+        ({ confirmed } = await step);
+      } finally {
+        this.#queued--;
+      }
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
