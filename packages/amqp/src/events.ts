@@ -49,11 +49,15 @@ export const DEAD_LETTER_HEADERS = {
 
 const PRECONDITION_FAILED = 406;
 
-/** How many times a message was delivered before, from the quorum queue's count. */
+/**
+ * How many times a message was delivered before: the quorum queue's `x-delivery-count`, and at
+ * least 1 when RabbitMQ flags it redelivered (a classic queue, or a broker version that does not
+ * count returns after a consumer died).
+ */
 function previousDeliveries(message: ConsumeMessage): number {
-  const count = (message.properties.headers)?.['x-delivery-count'];
-  if (typeof count === 'number' && Number.isFinite(count) && count >= 0) return count;
-  return message.fields.redelivered ? 1 : 0;
+  const count = message.properties.headers?.['x-delivery-count'] as unknown;
+  const counted = typeof count === 'number' && Number.isFinite(count) && count >= 0 ? count : 0;
+  return Math.max(counted, message.fields.redelivered ? 1 : 0);
 }
 
 /**
