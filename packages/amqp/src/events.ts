@@ -139,6 +139,11 @@ class GroupSession {
     return true;
   }
 
+  /** Returns messages that were taken but will not be handed out. */
+  requeue(messages: readonly ConsumeMessage[]): void {
+    for (const message of messages) if (this.alive) settle(this.channel, message, 'requeue');
+  }
+
   /** Stops new deliveries and returns the ones not handed out yet. */
   async stopConsuming(): Promise<void> {
     if (!this.alive) return;
@@ -257,6 +262,10 @@ export class AmqpEventTransport implements EventTransport {
         const openedAt = Date.now();
         while (!signal.aborted && session.alive) {
           const messages = await session.take(batchSize, signal);
+          if (signal.aborted) {
+            session.requeue(messages); // stopped while they arrived: nobody will handle them here
+            break;
+          }
           const batch: ReceivedEvent[] = [];
           for (const raw of messages) {
             const received = await this.#receive(session, raw, group, queue, wanted);
