@@ -83,4 +83,18 @@ describe('connections', () => {
     const ch = await model.createChannel();
     await ch.close();
   });
+
+  it('says clearly that it cannot reopen a given connection that closed', async () => {
+    const model = await amqp.connect(AMQP_URL);
+    const ctx = newContext();
+    const t = new AmqpRpcTransport({ connection: model, queue_prefix: testPrefix() }, ctx);
+    cleanups.push(() => t.close());
+    await t.open();
+    await model.close();
+    const call = { id: 'c1', apiName: ctx.apis[0], procedureName: 'p', kwargs: {}, returnPath: 'x://y', deadline: Date.now() + 1000 };
+    await expect(t.call(call, { timeoutMs: 1000 })).rejects.toMatchObject({
+      code: ErrorCodes.TRANSPORT_ERROR,
+      message: expect.stringContaining('cannot reopen a connection it did not open') as unknown,
+    });
+  });
 });
