@@ -110,6 +110,35 @@ describe('amqp transports survive failures', () => {
     expect(await backdoor.count(backdoor.names.groupQueue(`${ctx.serviceName}-slow`))).toBe(0);
   });
 
+  it('lets RabbitMQ dead-letter a message returned more often than max_deliveries', async () => {
+    const ctx = newContext();
+    const [api] = ctx.apis;
+    const transport = track(new AmqpEventTransport(backdoor.options({ max_deliveries: 2 }), ctx));
+    backdoor.queues.add(backdoor.names.groupQueue(`${ctx.serviceName}-crashy`));
+    const counts: number[] = [];
+    const controller = new AbortController();
+    const loop = (async () => {
+      for await (const batch of transport.consume({ listenerName: 'crashy', events: [{ apiName: api, eventName: 'e' }], signal: controller.signal })) {
+        for (const e of batch) {
+          counts.push(e.deliveryCount);
+          await e.nack({ delayMs: 0, error: new Error('again') }); // as if its consumer kept dying
+        }
+      }
+    })();
+    cleanups.push(async () => {
+      controller.abort();
+      await loop;
+    });
+    await groupReady(`${ctx.serviceName}-crashy`);
+    await transport.send(eventOf(api, { doomed: true }));
+    await expect
+      .poll(async () => (await backdoor.deadLetters()).filter((d) => d.message?.apiName === api).length, { timeout: 5000 })
+      .toBe(1);
+    expect(counts).toEqual([1, 2, 3]);
+    const [letter] = (await backdoor.deadLetters()).filter((d) => d.message?.apiName === api);
+    expect(JSON.stringify(letter!.raw.properties.headers?.['x-death'])).toContain('delivery_limit');
+  });
+
   it('serves RPCs and carries results again after the connection drops', async () => {
     const proxy = await TcpProxy.start();
     cleanups.push(() => proxy.close());
