@@ -42,49 +42,52 @@ async function roundTrip(n: number): Promise<void> {
   await pending.cancel();
 }
 
-await roundTrip(0);
-for (const [label, total, inFlight] of [
-  ['RPC round trip, one at a time', 1000, 1],
-  ['RPC round trip, 50 in flight', 5000, 50],
-] as const) {
-  const { ms, cpuMs } = await cpu(async () => {
-    let next = 0;
-    await Promise.all(Array.from({ length: inFlight }, async () => {
-      while (next < total) await roundTrip(next++);
-    }));
-  });
-  console.log(`${label}: ${Math.round((total / ms) * 1000)}/s (${total} in ${Math.round(ms)} ms, process CPU ${Math.round((cpuMs / ms) * 100)}%)`);
-}
-controller.abort();
-await serving;
-
 const events = new AmqpEventTransport(options, ctx('events'));
-const received = { n: 0 };
-const stop = new AbortController();
-const listening = (async () => {
-  for await (const batch of events.consume({ listenerName: 'bench', events: [{ apiName: api, eventName: 'e' }], batchSize: 100, signal: stop.signal })) {
-    for (const e of batch) {
-      await e.ack();
-      received.n++;
-    }
+try {
+  await roundTrip(0);
+  for (const [label, total, inFlight] of [
+    ['RPC round trip, one at a time', 1000, 1],
+    ['RPC round trip, 50 in flight', 5000, 50],
+  ] as const) {
+    const { ms, cpuMs } = await cpu(async () => {
+      let next = 0;
+      await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (next < total) await roundTrip(next++);
+      }));
+    });
+    console.log(`${label}: ${Math.round((total / ms) * 1000)}/s (${total} in ${Math.round(ms)} ms, process CPU ${Math.round((cpuMs / ms) * 100)}%)`);
   }
-})();
-await new Promise((r) => setTimeout(r, 300));
-const total = 20_000;
-const { ms, cpuMs } = await cpu(async () => {
-  for (let i = 0; i < total; i += 500) {
-    await Promise.all(Array.from({ length: 500 }, (_, j) => events.send({ id: newMessageId(), apiName: api, eventName: 'e', version: 1, kwargs: { i: i + j } })));
-  }
-  while (received.n < total) await new Promise((r) => setTimeout(r, 5));
-});
-console.log(`Events, confirmed publish (500 in flight) -> quorum queue -> consume batch 100: ${Math.round((total / ms) * 1000)}/s (${total} in ${Math.round(ms)} ms, process CPU ${Math.round((cpuMs / ms) * 100)}%)`);
-stop.abort();
-await listening;
+  controller.abort();
+  await serving;
 
-await Promise.all([rpc.close(), caller.close(), results.close(), events.close()]);
-const names = amqpNames(prefix);
-const admin = await amqp.connect(url);
-const ch = await admin.createChannel();
-for (const q of [names.rpcQueue(api), names.groupQueue('bench-bench'), names.deadQueue]) await ch.deleteQueue(q);
-for (const ex of [names.eventsExchange, names.deadExchange]) await ch.deleteExchange(ex);
-await admin.close();
+  const received = { n: 0 };
+  const stop = new AbortController();
+  const listening = (async () => {
+    for await (const batch of events.consume({ listenerName: 'bench', events: [{ apiName: api, eventName: 'e' }], batchSize: 100, signal: stop.signal })) {
+      for (const e of batch) {
+        await e.ack();
+        received.n++;
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  const total = 20_000;
+  const { ms, cpuMs } = await cpu(async () => {
+    for (let i = 0; i < total; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => events.send({ id: newMessageId(), apiName: api, eventName: 'e', version: 1, kwargs: { i: i + j } })));
+    }
+    while (received.n < total) await new Promise((r) => setTimeout(r, 5));
+  });
+  console.log(`Events, confirmed publish (500 in flight) -> quorum queue -> consume batch 100: ${Math.round((total / ms) * 1000)}/s (${total} in ${Math.round(ms)} ms, process CPU ${Math.round((cpuMs / ms) * 100)}%)`);
+  stop.abort();
+  await listening;
+} finally {
+  controller.abort();
+  await Promise.all([rpc.close(), caller.close(), results.close(), events.close()]);
+  const names = amqpNames(prefix);
+  const admin = await amqp.connect(url);
+  const ch = await admin.createChannel();
+  for (const q of [names.rpcQueue(api), names.groupQueue('bench-bench'), names.deadQueue]) await ch.deleteQueue(q);
+  for (const ex of [names.eventsExchange, names.deadExchange]) await ch.deleteExchange(ex);
+  await admin.close();
+}
