@@ -56,7 +56,6 @@ export class AmqpConnection {
   readonly #clientName: string;
   readonly #changed = new Notifier();
   #model: ChannelModel | undefined;
-  #generation = 0;
   #supervising = false;
   #closed = false;
   #lastError: unknown;
@@ -80,11 +79,6 @@ export class AmqpConnection {
     this.#logger = logger;
     this.#clientName = clientName;
     if (options.connection) this.#adopt(options.connection, true);
-  }
-
-  /** Incremented on every new connection: consumers compare it to know they must resume. */
-  get generation(): number {
-    return this.#generation;
   }
 
   /** True once {@link release} dropped the last reference. */
@@ -166,7 +160,6 @@ export class AmqpConnection {
 
   #adopt(model: ChannelModel, given: boolean): void {
     this.#model = model;
-    this.#generation++;
     model.on('error', (error: Error) => {
       this.#lastError = error;
       this.#logger.warn(`RabbitMQ connection error: ${describeAmqpError(error)}`);
