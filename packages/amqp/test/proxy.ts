@@ -8,6 +8,7 @@ import net from 'node:net';
 export class TcpProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
+  #pairs: Array<[net.Socket, net.Socket]> = [];
   /** How many client connections it accepted. */
   accepted = 0;
   #refusing = false;
@@ -27,6 +28,7 @@ export class TcpProxy {
       }
       client.pipe(upstream);
       upstream.pipe(client);
+      this.#pairs.push([client, upstream]);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -50,6 +52,19 @@ export class TcpProxy {
     if (refuseForMs > 0) {
       this.#refusing = true;
       setTimeout(() => (this.#refusing = false), refuseForMs);
+    }
+  }
+
+  /**
+   * Silently stops forwarding on the current connections (a network partition: nothing is
+   * closed, bytes just stop arriving). New connections are forwarded normally.
+   */
+  freeze(): void {
+    for (const [client, upstream] of this.#pairs.splice(0)) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
     }
   }
 

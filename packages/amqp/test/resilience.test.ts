@@ -69,6 +69,21 @@ describe('amqp transports survive failures', () => {
     expect(proxy.accepted).toBeGreaterThanOrEqual(2);
   });
 
+  it('notices a silent network partition through heartbeats and reconnects', { timeout: 20_000 }, async () => {
+    const proxy = await TcpProxy.start();
+    cleanups.push(() => proxy.close());
+    const ctx = newContext();
+    const [api] = ctx.apis;
+    const viaProxy = track(new AmqpEventTransport(backdoor.options({ url: proxy.url, heartbeat: 1 }), ctx));
+    const direct = track(new AmqpEventTransport(backdoor.options(), { ...ctx, processName: 'sender' }));
+    const c = collect(viaProxy, 'partitioned', api, ctx.serviceName);
+    await groupReady(`${ctx.serviceName}-partitioned`);
+    proxy.freeze(); // no close, no error: the bytes just stop
+    await direct.send(eventOf(api, { n: 1 }));
+    await expect.poll(() => c.received.length, { timeout: 10_000 }).toBe(1);
+    expect(proxy.accepted).toBe(2);
+  });
+
   it('declares its queue again when it is deleted under a running listener', async () => {
     const ctx = newContext();
     const [api] = ctx.apis;
