@@ -5,10 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createBus, type ApiClient, type Bus, type Logger } from '@lightbus/core';
+import { transportPlugin as amqpPlugin } from '@lightbus/amqp';
 import { transportPlugin as natsPlugin } from '@lightbus/nats';
 import { transportPlugin as redisPlugin } from '@lightbus/redis';
 import { chaosApi, chaosImplementation, type ChaosApi } from './api.js';
 import type { ScenarioRow } from './tally.js';
+import type { TransportName } from './targets.js';
 
 /** How much bigger than the default run: `LIGHTBUS_CHAOS_SCALE` (the soak run uses 10). */
 export function chaosScale(): number {
@@ -63,7 +65,7 @@ export interface ChaosBusOptions {
   /** API name. */
   apiName: string;
   /** Transport plugin name. Default `redis`. */
-  transport?: 'redis' | 'nats';
+  transport?: TransportName;
   /** Transport options (url ...). */
   transportOptions: Record<string, unknown>;
   /** Register the API (to fire its events). Default true. */
@@ -80,16 +82,18 @@ export interface ChaosBusOptions {
 export function createChaosBus(options: ChaosBusOptions): { bus: Bus<[ChaosApi]>; api: ChaosApi; client: ApiClient<ChaosApi>; logger: Logger } {
   const api = chaosApi(options.apiName);
   const selection = { [options.transport ?? 'redis']: options.transportOptions };
+  // The AMQP transport serves no schema role: schemas stay in memory (each process knows the API).
+  const schemaSelection = options.transport === 'amqp' ? { memory: {} } : selection;
   const logger = options.logger ?? capturingLogger();
   const bus = createBus({
     apis: [api],
     serviceName: options.serviceName ?? 'lbchaos_producer',
     processName: `producer-${process.pid}`,
     logger,
-    transports: [redisPlugin, natsPlugin],
+    transports: [redisPlugin, natsPlugin, amqpPlugin],
     config: {
-      bus: { schema: { transport: selection } },
-      apis: { default: { rpc_transport: selection, result_transport: selection, event_transport: selection, schema_transport: selection, ...options.apiConfig } },
+      bus: { schema: { transport: schemaSelection } },
+      apis: { default: { rpc_transport: selection, result_transport: selection, event_transport: selection, schema_transport: schemaSelection, ...options.apiConfig } },
     },
   });
   if (options.register ?? true) bus.registerApi(api, chaosImplementation);

@@ -61,10 +61,10 @@ export class Tally {
     return n;
   }
 
-  /** Completions beyond the first, over every event. */
+  /** Completions beyond the first, over every fired event. */
   get duplicates(): number {
     let n = 0;
-    for (const count of this.done.values()) n += count - 1;
+    for (const seq of this.fired) n += Math.max(0, (this.done.get(seq) ?? 0) - 1);
     return n;
   }
 

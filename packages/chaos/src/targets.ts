@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { startNats, startRedis, type NatsInstance, type RedisInstance } from '@lightbus/test-infra';
+import { createRabbitVhost, startNats, startRedis, type NatsInstance, type RabbitVhost, type RedisInstance } from '@lightbus/test-infra';
 
 /** Transport plugin names the worker knows. */
-export type TransportName = 'redis' | 'nats';
+export type TransportName = 'redis' | 'nats' | 'amqp';
 
 /** A private broker started for one scenario. */
 export interface Broker {
@@ -32,6 +32,8 @@ export interface Broker {
   readonly redis?: RedisInstance;
   /** NATS only: the private instance. */
   readonly nats?: NatsInstance;
+  /** RabbitMQ only: the private vhost on the shared server. */
+  readonly rabbit?: RabbitVhost;
 }
 
 /** How to start a broker for a transport. */
@@ -40,11 +42,17 @@ export interface ChaosTarget {
   readonly name: TransportName;
   /** Starts a private broker; `persistent`: data survives a SIGKILL of the server. */
   startBroker(options: { persistent: boolean }): Promise<Broker>;
+  /**
+   * False when the broker is shared and must not be killed, paused or restarted (RabbitMQ: the
+   * scenarios get a private vhost on the shared server instead); the broker scenarios skip it.
+   */
+  readonly privateServer: boolean;
 }
 
 /** Redis (`@lightbus/redis`): appendonly for persistence. */
 export const redisTarget: ChaosTarget = {
   name: 'redis',
+  privateServer: true,
   async startBroker({ persistent }) {
     const redis = await startRedis({ appendonly: persistent });
     return {
@@ -66,6 +74,7 @@ export const redisTarget: ChaosTarget = {
 /** NATS (`@lightbus/nats`): JetStream file storage for persistence, memory storage otherwise. */
 export const natsTarget: ChaosTarget = {
   name: 'nats',
+  privateServer: true,
   async startBroker({ persistent }) {
     const nats = await startNats({ jetstream: true });
     const base = { servers: nats.url, storage: persistent ? 'file' : 'memory' };
@@ -82,8 +91,31 @@ export const natsTarget: ChaosTarget = {
   },
 };
 
+const shared = (what: string) => (): never => {
+  throw new Error(`RabbitMQ is shared: a scenario may not ${what} it.`);
+};
+
+/** RabbitMQ (`@lightbus/amqp`): a private vhost and user on the shared server (never restarted). */
+export const amqpTarget: ChaosTarget = {
+  name: 'amqp',
+  privateServer: false,
+  async startBroker() {
+    const rabbit = await createRabbitVhost();
+    return {
+      transport: 'amqp',
+      rabbit,
+      options: (tuning = 'default') => (tuning === 'fast' ? { url: rabbit.url, acknowledgement_timeout: 1.5 } : { url: rabbit.url }),
+      kill: async () => shared('kill')(),
+      restart: async () => shared('restart')(),
+      pause: shared('pause'),
+      resume: () => undefined,
+      stop: () => rabbit.delete(),
+    };
+  },
+};
+
 /** Every target, in table order. */
-export const chaosTargets: readonly ChaosTarget[] = [redisTarget, natsTarget];
+export const chaosTargets: readonly ChaosTarget[] = [redisTarget, natsTarget, amqpTarget];
 
 /**
  * The targets to run: `LIGHTBUS_CHAOS_TRANSPORTS=redis,nats` (default: all of them).

@@ -13,7 +13,7 @@ export interface WorkerConfig {
   /** The chaos API's name. */
   apiName: string;
   /** Transport plugin name. */
-  transport: 'redis' | 'nats';
+  transport: 'redis' | 'nats' | 'amqp';
   /** Options of the transport (url, acknowledgement_timeout ...). */
   transportOptions: Record<string, unknown>;
   /** Service name (the listener group is `{service}-{listener}`). */

@@ -5,6 +5,7 @@
  * @module
  */
 import { createBus, type Logger } from '@lightbus/core';
+import { transportPlugin as amqpPlugin } from '@lightbus/amqp';
 import { transportPlugin as natsPlugin } from '@lightbus/nats';
 import { transportPlugin as redisPlugin } from '@lightbus/redis';
 import { chaosApi, chaosImplementation } from './api.js';
@@ -41,6 +42,8 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.env[WORKER_ENV] ?? '{}') as WorkerConfig;
   const api = chaosApi(config.apiName);
   const selection = { [config.transport]: config.transportOptions };
+  // The AMQP transport serves no schema role: schemas stay in memory (each process knows the API).
+  const schemaSelection = config.transport === 'amqp' ? { memory: {} } : selection;
   const json = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
     process.stderr.write(`${JSON.stringify({ level, msg, ...fields })}\n`);
   const logger: Logger = { debug: () => undefined, info: json('info'), warn: json('warn'), error: json('error') };
@@ -49,15 +52,15 @@ async function main(): Promise<void> {
     serviceName: config.serviceName,
     processName: config.processName,
     logger,
-    transports: [redisPlugin, natsPlugin],
+    transports: [redisPlugin, natsPlugin, amqpPlugin],
     config: {
-      bus: { schema: { transport: selection } },
+      bus: { schema: { transport: schemaSelection } },
       apis: {
         default: {
           rpc_transport: selection,
           result_transport: selection,
           event_transport: selection,
-          schema_transport: selection,
+          schema_transport: schemaSelection,
           ...(config.maxDeliveries === undefined ? {} : { max_deliveries: config.maxDeliveries }),
           ...(config.retryDelay === undefined ? {} : { retry_delay: config.retryDelay, max_retry_delay: config.retryDelay * 4 }),
           ...config.apiConfig,

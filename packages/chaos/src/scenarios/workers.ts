@@ -23,6 +23,19 @@ async function fireAll(fire: (seq: number) => Promise<void>, tally: Tally, count
 }
 
 /**
+ * Fires `seq: 0` until a worker handles it: the listener's queue/group exists from then on
+ * (RabbitMQ keeps no history, so events fired before the queue exists reach nobody).
+ */
+export async function warmUp(fire: (seq: number) => Promise<void>, tally: Tally, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await fire(0).catch(() => undefined);
+    if (await waitUntil(() => tally.done.has(0), 300)) return true;
+  }
+  return false;
+}
+
+/**
  * A worker is SIGKILLed while it holds a batch (some handlers running, some events read but not
  * started). Then either the same worker restarts under the same process name (it re-reads its
  * own unacknowledged events), or a second worker of the same service takes them over (reclaim
@@ -39,7 +52,6 @@ export async function workerSigkill(target: ChaosTarget, mode: 'restart' | 'take
   const workers: WorkerHandle[] = [];
   const started = Date.now();
   try {
-    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
     const base: WorkerConfig = {
       apiName,
       transport: target.name,
@@ -54,6 +66,8 @@ export async function workerSigkill(target: ChaosTarget, mode: 'restart' | 'take
     const a = startWorker(base, tally);
     workers.push(a);
     await a.ready();
+    checks.that(await warmUp((seq) => client.tick.fire({ seq }), tally), 'the worker never received the warm-up event');
+    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
     const killAt = Math.floor(count / 3);
     await waitUntil(() => tally.done.size >= killAt, 30_000 * scale);
     await a.kill();
@@ -93,7 +107,6 @@ export async function sigtermUnderLoad(target: ChaosTarget): Promise<ScenarioRes
   const workers: WorkerHandle[] = [];
   const started = Date.now();
   try {
-    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
     const base: WorkerConfig = {
       apiName,
       transport: target.name,
@@ -109,6 +122,8 @@ export async function sigtermUnderLoad(target: ChaosTarget): Promise<ScenarioRes
     const a = startWorker(base, tally);
     workers.push(a);
     await a.ready();
+    checks.that(await warmUp((seq) => client.tick.fire({ seq }), tally), 'the worker never received the warm-up event');
+    await fireAll((seq) => client.tick.fire({ seq }), tally, count);
     await waitUntil(() => tally.done.size >= count / 3, 30_000 * scale);
     const termAt = Date.now();
     const outcome = await a.terminate(15_000);
