@@ -731,13 +731,14 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           ...(since === undefined ? {} : { since }),
         })) {
           attempt = 0;
-          for (const received of batch) {
+          for (let i = 0; i < batch.length; i++) {
             await semaphore.acquire();
             if (signal.aborted) {
               semaphore.release();
-              break; // unsettled events go back to the group
+              await this.#handBack(listener, batch.slice(i));
+              break;
             }
-            void this.#track(this.#handleEvent(listener, received).finally(() => semaphore.release()));
+            void this.#track(this.#handleEvent(listener, batch[i]!).finally(() => semaphore.release()));
           }
         }
       } catch (error) {
@@ -748,6 +749,19 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         await sleep(delay, signal);
       }
     }
+  }
+
+  /**
+   * The worker is stopping: events of a batch it will not start go back to their group at once
+   * (nack without delay), so another worker takes them now rather than after the transport's
+   * acknowledgement timeout. The handler never ran, so nothing is handled twice.
+   */
+  async #handBack(listener: ListenerRegistration, events: readonly ReceivedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const error = new LightbusError(ErrorCodes.ABORTED, `Listener ${listener.listenerName} stopped before handling this event; it goes back to its group.`);
+    const results = await Promise.allSettled(events.map((received) => received.nack({ delayMs: 0, error })));
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    this.logger.debug(`Listener ${listener.listenerName} stopping: handed ${events.length - failed} unstarted event(s) back to the group`, { failed });
   }
 
   async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent): Promise<void> {
