@@ -38,7 +38,7 @@ import {
   ValidationError,
   describeError,
 } from './errors.js';
-import { Semaphore, sleep } from './internal/async.js';
+import { Semaphore, settleWithin, sleep } from './internal/async.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import { newMessageId, type EventMessage, type Kwargs, type ResultMessage, type RpcMessage } from './messages.js';
 import { toSnakeCase } from './naming.js';
@@ -514,7 +514,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     for (const listener of this.#listeners) listener.controller?.abort();
     const loops = [...this.#workerLoops, ...this.#listeners.flatMap((l) => l.loops)];
     const deadline = Date.now() + timeoutMs;
-    await Promise.race([Promise.allSettled(loops), sleep(timeoutMs)]);
+    await settleWithin(Promise.allSettled(loops), timeoutMs);
     const finished = await this.#drain(Math.max(0, deadline - Date.now()));
     if (!finished) {
       this.logger.warn(`Shutdown: ${this.#inFlight.size} handler(s) still running after ${timeoutMs} ms; their events will be redelivered.`, {
@@ -549,7 +549,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     while (this.#inFlight.size > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await Promise.race([Promise.allSettled([...this.#inFlight]), sleep(left)]);
+      await settleWithin(Promise.allSettled([...this.#inFlight]), left);
     }
     return true;
   }
