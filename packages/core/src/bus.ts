@@ -720,6 +720,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
             void this.#track(this.#handleEvent(listener, received).finally(() => semaphore.release()));
           }
         }
+        if (signal.aborted) break;
+        throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the event transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
         attempt++;
@@ -807,6 +809,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           void this.#track(this.#serve(message).finally(() => semaphore.release()));
           if (signal.aborted) break;
         }
+        if (signal.aborted) break;
+        throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the RPC transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
         attempt++;
