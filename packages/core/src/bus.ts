@@ -724,12 +724,16 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the event transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
-        attempt++;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-        this.logger.error(`Listener ${listener.listenerName} lost its transport: ${describeError(error)}. Retrying in ${delay} ms.`);
-        await sleep(delay, signal);
+        await this.#backOff(++attempt, `Listener ${listener.listenerName} lost its transport`, error, signal);
       }
     }
+  }
+
+  /** Logs a consume-loop failure and waits before the next attempt (0.5 s doubling, at most 30 s). */
+  async #backOff(attempt: number, what: string, error: unknown, signal: AbortSignal): Promise<void> {
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+    this.logger.error(`${what}: ${describeError(error)}. Retrying in ${delay} ms.`);
+    await sleep(delay, signal);
   }
 
   async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent): Promise<void> {
@@ -813,10 +817,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the RPC transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
-        attempt++;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-        this.logger.error(`Serving RPCs for ${apiNames.join(', ')} failed: ${describeError(error)}. Retrying in ${delay} ms.`);
-        await sleep(delay, signal);
+        await this.#backOff(++attempt, `Serving RPCs for ${apiNames.join(', ')} failed`, error, signal);
       }
     }
   }
