@@ -1,0 +1,3 @@
+import { lightbusLintConfig } from '../tooling/eslint.config.js';
+
+export default [{ ignores: ['.snippets/**', 'scripts/**'] }, ...lightbusLintConfig(import.meta.dirname)];
