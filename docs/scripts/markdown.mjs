@@ -24,14 +24,23 @@ export function markdownFiles(dir = docsDir) {
 }
 
 /**
- * Parses a fence's info string: ```ts title="src/bus.ts" nocheck
- * @returns {{ lang: string, title?: string, flags: Set<string> }}
+ * Parses a fence's info string: ```ts title="src/bus.ts" example="quickstart" nocheck
+ * (`title`: the file the snippet is; `example`: the examples/ folder holding that same file).
+ * @returns {{ lang: string, title?: string, example?: string, flags: Set<string> }}
  */
 export function parseInfo(info) {
   const lang = (info.trim().split(/\s+/)[0] ?? '').toLowerCase();
-  const title = /title="([^"]+)"/.exec(info)?.[1];
-  const rest = info.replace(/title="[^"]*"/, '').trim().split(/\s+/).slice(1);
-  return { lang, title, flags: new Set(rest) };
+  const attrs = {};
+  const rest = info
+    .replace(/(\w+)="([^"]*)"/g, (_m, key, value) => {
+      attrs[key] = value;
+      return '';
+    })
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .filter((s) => s !== '');
+  return { lang, title: attrs.title, example: attrs.example, flags: new Set(rest) };
 }
 
 /**

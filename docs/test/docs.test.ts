@@ -13,7 +13,7 @@ import { checkMarkdownLinks } from '../scripts/check-links.mjs';
 // @ts-expect-error -- plain ESM scripts without declarations
 import { codeBlocks, markdownFiles, read, rel } from '../scripts/markdown.mjs';
 
-type Block = { lang: string; title?: string; flags: Set<string>; code: string; line: number };
+type Block = { lang: string; title?: string; example?: string; flags: Set<string>; code: string; line: number };
 
 describe('the documentation', () => {
   it('type-checks every ```ts snippet with tsc', () => {
@@ -26,6 +26,20 @@ describe('the documentation', () => {
     const blocks = (markdownFiles() as string[]).flatMap((page) => codeBlocks(read(page)) as Block[]).filter((b) => b.lang === 'ts');
     const unchecked = blocks.filter((b) => b.flags.has('nocheck'));
     expect(unchecked.length).toBeLessThanOrEqual(Math.ceil(blocks.length / 10));
+  });
+
+  it('shows the examples/ files exactly as they are (the last version of each titled snippet)', () => {
+    const shown = new Map<string, { page: string; block: Block }>();
+    for (const page of markdownFiles() as string[]) {
+      for (const block of codeBlocks(read(page)) as Block[]) {
+        if (block.example && block.title) shown.set(`${block.example}/${block.title}`, { page: rel(page) as string, block });
+      }
+    }
+    expect(shown.size).toBeGreaterThan(8);
+    for (const [file, { page, block }] of shown) {
+      const actual = readFileSync(new URL(`../../examples/${file}`, import.meta.url), 'utf8');
+      expect(block.code, `${page}:${block.line} shows examples/${file}`).toBe(actual);
+    }
   });
 
   it('validates every ```yaml block as a Lightbus configuration', async () => {
