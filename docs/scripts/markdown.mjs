@@ -70,7 +70,7 @@ export function codeBlocks(text) {
 }
 
 /** The text with fenced code blocks and inline code removed (so their contents are not read as links). */
-export function proseOnly(text) {
+export function proseOnly(text, keepInlineCode = false) {
   const lines = text.split('\n');
   let inFence = false;
   return lines
@@ -79,7 +79,8 @@ export function proseOnly(text) {
         inFence = !inFence;
         return '';
       }
-      return inFence ? '' : line.replace(/`[^`]*`/g, '``');
+      if (inFence) return '';
+      return keepInlineCode ? line : line.replace(/`[^`]*`/g, '``');
     })
     .join('\n');
 }
@@ -99,7 +100,7 @@ export function slug(heading) {
 export function anchors(text) {
   const seen = new Map();
   const out = new Set();
-  for (const line of proseOnly(text).split('\n')) {
+  for (const line of proseOnly(text, true).split('\n')) {
     const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
     if (!m) continue;
     const base = slug(m[1]);
