@@ -96,7 +96,11 @@ export function slug(heading) {
     .replace(/\s/g, '-');
 }
 
-/** The anchors a page defines: one per heading (duplicates get -1, -2 ...). */
+/**
+ * The anchors a page defines: one per heading (duplicates get -1, -2 ...). Headings holding
+ * inline code are left out: GitHub keeps the code's text in the anchor and typedoc drops it,
+ * so no link to them can work in both places.
+ */
 export function anchors(text) {
   const seen = new Map();
   const out = new Set();
@@ -106,7 +110,7 @@ export function anchors(text) {
     const base = slug(m[1]);
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
-    out.add(n === 0 ? base : `${base}-${n}`);
+    if (!m[1].includes('`')) out.add(n === 0 ? base : `${base}-${n}`);
   }
   return out;
 }

@@ -64,8 +64,12 @@ describe('the documentation', () => {
     expect(count).toBeGreaterThan(20);
   });
 
-  it('gives every page a title and a place in the site', () => {
-    const untitled = (markdownFiles() as string[]).filter((page) => !/^# \S/m.test(read(page))).map((p) => rel(p));
+  it('gives every page a title and a place in the site (typedoc.json projectDocuments)', () => {
+    const pages = (markdownFiles() as string[]).map((p) => rel(p) as string);
+    const untitled = pages.filter((page) => !/^# \S/m.test(read(`${new URL('..', import.meta.url).pathname}${page}`) as string));
     expect(untitled).toEqual([]);
+    const typedoc = JSON.parse(readFileSync(new URL('../../typedoc.json', import.meta.url), 'utf8')) as { projectDocuments: string[]; readme: string };
+    const inSite = new Set([typedoc.readme, ...typedoc.projectDocuments].map((p) => p.replace(/^docs\//, '')));
+    expect(pages.filter((page) => !inSite.has(page))).toEqual([]);
   });
 });
