@@ -42,6 +42,17 @@ describe('the documentation', () => {
     }
   });
 
+  it('names the file in the first line of every titled snippet (GitHub and typedoc do not show titles)', () => {
+    const unnamed: string[] = [];
+    for (const page of markdownFiles() as string[]) {
+      for (const block of codeBlocks(read(page)) as Block[]) {
+        if (!block.title || block.example) continue;
+        if (!block.code.split('\n')[0]!.includes(block.title)) unnamed.push(`${rel(page) as string}:${block.line} ${block.title}`);
+      }
+    }
+    expect(unnamed).toEqual([]);
+  });
+
   it('validates every ```yaml block as a Lightbus configuration', async () => {
     const { checked, problems } = (await checkYamlBlocks()) as { checked: number; problems: string[] };
     expect(problems).toEqual([]);
