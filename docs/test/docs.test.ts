@@ -47,7 +47,7 @@ describe('the documentation', () => {
     for (const page of markdownFiles() as string[]) {
       for (const block of codeBlocks(read(page)) as Block[]) {
         if (!block.title || block.example) continue;
-        if (!block.code.split('\n')[0]!.includes(block.title)) unnamed.push(`${rel(page) as string}:${block.line} ${block.title}`);
+        if (!block.code.split('\n')[0]!.includes(block.title.replace(/^src\//, ''))) unnamed.push(`${rel(page) as string}:${block.line} ${block.title}`);
       }
     }
     expect(unnamed).toEqual([]);
