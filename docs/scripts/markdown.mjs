@@ -25,8 +25,9 @@ export function markdownFiles(dir = docsDir) {
 
 /**
  * Parses a fence's info string: ```ts title="src/bus.ts" example="quickstart" nocheck
- * (`title`: the file the snippet is; `example`: the examples/ folder holding that same file).
- * @returns {{ lang: string, title?: string, example?: string, flags: Set<string> }}
+ * (`title`: the file the snippet is; `example`: the examples/ folder holding that same file;
+ * `output`: the example whose printed output the block shows).
+ * @returns {{ lang: string, title?: string, example?: string, output?: string, flags: Set<string> }}
  */
 export function parseInfo(info) {
   const lang = (info.trim().split(/\s+/)[0] ?? '').toLowerCase();
@@ -40,7 +41,7 @@ export function parseInfo(info) {
     .split(/\s+/)
     .slice(1)
     .filter((s) => s !== '');
-  return { lang, title: attrs.title, example: attrs.example, flags: new Set(rest) };
+  return { lang, title: attrs.title, example: attrs.example, output: attrs.output, flags: new Set(rest) };
 }
 
 /**
