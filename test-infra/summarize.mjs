@@ -9,10 +9,10 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failures = [];
-for (const group of ['packages', 'examples', 'bench']) {
+for (const group of ['packages', 'examples', 'bench', 'docs']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
-  const entries = group === 'bench' ? ['.'] : readdirSync(dir);
+  const entries = group === 'bench' || group === 'docs' ? ['.'] : readdirSync(dir);
   for (const name of entries) {
     const file = join(dir, name, '.vitest-results.json');
     if (!existsSync(file)) continue;
