@@ -172,7 +172,7 @@ Examples:
   lightbus> await bus.auth.checkPassword({ username: 'admin', password: 'secret' })
   true
   lightbus> Object.keys(await bus.schemas())
-  $ echo 'console.log(await bus.schemas())' | lightbus shell`,
+  $ echo 'console.log(await bus.schemas())' | lightbus shell    piped input runs as one async script`,
     )
     .action(action<BusFlags>('lightbus shell: failed', shell));
 
