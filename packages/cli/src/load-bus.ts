@@ -8,8 +8,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createBus, LightbusError, type BusClient } from '@lightbus/core';
+import { createBus, LightbusError, type BusClient, type TransportPlugin } from '@lightbus/core';
 import { CliError } from './errors.js';
+import { installedTransportPlugins } from './plugins.js';
 
 /** The bus object as the CLI uses it (from any installed copy of `@lightbus/core`). */
 export type AnyBus = BusClient;
@@ -174,7 +175,9 @@ export async function obtainBus(flags: BusFlags, options: ObtainBusOptions = {})
   const candidates = moduleCandidates(flags.bus, process.env, cwd);
   const exists = candidates.paths.some((p) => existsSync(p) && !isDirectory(p));
   if (!exists && options.allowFallback && candidates.source === 'default') {
-    return { bus: createBus() as unknown as AnyBus, modulePath: undefined };
+    // No module: a plain bus from the config, with the transport plugins installed here.
+    const transports = (await installedTransportPlugins(cwd)).filter((p) => p.name !== 'memory') as TransportPlugin<never>[];
+    return { bus: createBus({ transports }) as unknown as AnyBus, modulePath: undefined };
   }
   const path = findBusModule(flags.bus, process.env, cwd);
   return { bus: await importBus(path), modulePath: path };
