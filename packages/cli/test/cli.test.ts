@@ -116,6 +116,15 @@ describe('lightbus run', () => {
     expect(p.stderr()).toContain('Worker stopped');
   });
 
+  it('runs a plain JavaScript bus module with a default export', async () => {
+    const p = startCli(['run', '--bus', join(FIXTURES, 'js_service')], { cwd: tempDir() });
+    await p.waitFor('Worker running');
+    expect(p.stderr()).toContain(join(FIXTURES, 'js_service', 'bus.js'));
+    expect(p.stderr()).toContain('APIs served: math');
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+  });
+
   it('--only rpcs leaves listeners and tasks off; --json-logs prints JSON lines only', async () => {
     const p = startCli(['run', '--only', 'rpcs', '--json-logs', '--service-name', 'svc'], { cwd: AUTH });
     await p.waitFor('Worker running');
@@ -173,6 +182,9 @@ describe('lightbus dumpschema / dumpconfigschema', () => {
     expect(schema.title).toBe('Lightbus configuration');
     const eventTransport = schema.properties.apis.additionalProperties.properties['event_transport']!;
     expect(Object.keys(eventTransport.properties ?? {})).toContain('memory');
+    // @lightbus/redis is installed next to the CLI here (a dev dependency): its options are in.
+    const redis = (eventTransport.properties ?? {})['redis'];
+    expect(redis?.properties).toHaveProperty('url');
   });
 });
 
@@ -228,6 +240,23 @@ describe('lightbus inspect', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/accounts\.user_deleted {2}id=\S+ {2}position=\d+/);
     expect(stdout).toContain('"username": "bob"');
+  });
+
+  it('--follow prints the latest events, then new ones in order, until SIGINT', async () => {
+    const p = startCli(['inspect', '--follow', '--interval', '100', '--limit', '2', '--format', 'json'], { cwd: join(FIXTURES, 'ticking_service') });
+    const ticks = () =>
+      p
+        .stdout()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => (JSON.parse(l) as { parameters: { n: number } }).parameters.n);
+    await p.waitFor(/"n":8\b/);
+    p.child.kill('SIGINT');
+    expect((await p.exited).code).toBe(0);
+    const seen = ticks();
+    // Oldest first, no gaps, no repeats: the two latest at start (1, 2), then every new tick.
+    expect(seen.slice(0, 2)).toEqual([1, 2]);
+    expect(seen).toEqual(Array.from({ length: seen.length }, (_, i) => i + 1));
   });
 
   it('asks for --api when it cannot tell which API', async () => {

@@ -170,6 +170,60 @@ describe.skipIf(!hasRedisPackage || !reachable)('the two-service tutorial over R
     expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
   }, 60_000);
 
+  it('codegen types an API published by a Python service, with no bus module', async () => {
+    const apiName = `lbcli_${id}_py.auth`;
+    const params = (title: string, properties: Record<string, unknown>, required: string[]) => ({
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      additionalProperties: false,
+      properties,
+      required,
+      title,
+      type: 'object',
+    });
+    // As Python Lightbus stores it (see the recorded traffic): untyped parameters are {}.
+    const pythonSchema = {
+      events: { user_registered: { parameters: params(`Event ${apiName}.user_registered parameters`, { username: { type: 'string' }, email: {} }, ['username', 'email']) } },
+      rpcs: {
+        check_password: {
+          parameters: params(`RPC ${apiName}.check_password() parameters`, { username: { type: 'string' }, password: { type: 'string' } }, ['username', 'password']),
+          response: { $schema: 'http://json-schema.org/draft-07/schema#', title: `RPC ${apiName}.check_password() response`, type: 'boolean' },
+        },
+      },
+    };
+    await redis.multi().set(`schema:${apiName}`, JSON.stringify(pythonSchema)).expire(`schema:${apiName}`, 60).sadd('schemas', apiName).exec();
+    const outDir = join(import.meta.dirname, '..', '.tmp', `redis-codegen-${id}`);
+    try {
+      const result = await runCli(['codegen', '--config', config, '--api', apiName, '--out', join(outDir, 'apis.ts')], { cwd: dir });
+      expect(result.code).toBe(0);
+      const mod = (await import(join(outDir, 'apis.ts'))) as Record<string, { name: string; schema: unknown }>;
+      const api = Object.values(mod).find((v) => !Array.isArray(v) && v.name === apiName)!;
+      expect(api.schema).toEqual(pythonSchema);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  });
+
+  it('inspect --follow shows events fired by another process as they arrive', async () => {
+    const apiName = `lbcli_${id}_follow`;
+    const api = authApiNamed(apiName);
+    const client = createBus({ apis: [api], config, transports: [plugin], serviceName: `lbcli_${id}_scripts` });
+    try {
+      client.registerApi(api, { checkPassword: () => false });
+      await client.fire(apiName, 'user_registered', { username: 'before', email: 'b@example.com' });
+      const follow = startCli(['inspect', '--config', config, '--api', apiName, '--follow', '--interval', '100', '--format', 'json'], { cwd: dir });
+      running.push(follow);
+      await follow.waitFor('"before"');
+      for (const username of ['one', 'two']) await client.fire(apiName, 'user_registered', { username, email: `${username}@example.com` });
+      await follow.waitFor('"two"');
+      follow.child.kill('SIGINT');
+      expect((await follow.exited).code).toBe(0);
+      const names = follow.stdout().trim().split('\n').map((l) => (JSON.parse(l) as { parameters: { username: string } }).parameters.username);
+      expect(names).toEqual(['before', 'one', 'two']);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('exits 1 with a clear message when the broker is unreachable', async () => {
     const bad = join(dir, 'unreachable.yaml');
     const transport = '{ redis: { url: "redis://127.0.0.1:1/9" } }';

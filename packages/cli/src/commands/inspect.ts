@@ -134,14 +134,12 @@ async function readMatching(
   eventName: string | undefined,
   matches: (m: EventMessage) => boolean,
   limit: number,
-  stopAt?: Map<string, string>,
 ): Promise<Array<HistoricalEvent & { apiName: string }>> {
   const out: Array<HistoricalEvent & { apiName: string }> = [];
   for (const { apiName, transport } of sources) {
     let count = 0;
     const query = { apiName, order: 'newest-first' as const, ...(eventName !== undefined ? { eventName } : {}) };
     for await (const entry of transport.history(query)) {
-      if (stopAt?.get(apiName) === entry.position) break;
       if (!matches(entry.message)) continue;
       out.push({ ...entry, apiName });
       if (++count >= limit) break;
@@ -163,6 +161,15 @@ export async function inspect(flags: InspectFlags): Promise<number> {
   try {
     const names = await apiNames(bus, flags.api);
     const sources = await Promise.all(names.map(async (apiName) => ({ apiName, transport: await historyOf(bus, apiName) })));
+    // The newest position of each API before the first read: polls print what comes after it.
+    // Taking it first (not after the read) means an event fired in between is not missed; the
+    // positions printed by the first read are remembered so it is not printed twice either.
+    const newest = new Map<string, string>();
+    if (flags.follow) {
+      for (const { apiName, transport } of sources) {
+        for await (const entry of transport.history({ apiName, order: 'newest-first', limit: 1 })) newest.set(apiName, entry.position);
+      }
+    }
     const first = await readMatching(sources, exactEvent, matches, limit);
     if (!flags.follow) {
       for (const entry of first) console.log(formatEvent(entry, format));
@@ -171,10 +178,7 @@ export async function inspect(flags: InspectFlags): Promise<number> {
     }
     // Follow: print oldest first, so the newest is at the bottom (as tail -f does).
     for (const entry of [...first].reverse()) console.log(formatEvent(entry, format));
-    const newest = new Map<string, string>();
-    for (const { apiName, transport } of sources) {
-      for await (const entry of transport.history({ apiName, order: 'newest-first', limit: 1 })) newest.set(apiName, entry.position);
-    }
+    const printed = new Set(first.map((e) => `${e.apiName}\u0000${e.position}`));
     const stop = new AbortController();
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal);
@@ -200,6 +204,7 @@ export async function inspect(flags: InspectFlags): Promise<number> {
           if (fresh.length === 0) continue;
           newest.set(apiName, fresh[0]!.position);
           for (const entry of fresh.reverse()) {
+            if (printed.delete(`${apiName}\u0000${entry.position}`)) continue;
             if ((exactEvent === undefined || entry.message.eventName === exactEvent) && matches(entry.message)) console.log(formatEvent(entry, format));
           }
         }
