@@ -183,7 +183,7 @@ describe('lightbus dumpschema / dumpconfigschema', () => {
     const eventTransport = schema.properties.apis.additionalProperties.properties['event_transport']!;
     expect(Object.keys(eventTransport.properties ?? {})).toContain('memory');
     // @lightbus/redis is installed next to the CLI here (a dev dependency): its options are in.
-    const redis = (eventTransport.properties ?? {})['redis'];
+    const redis = (eventTransport.properties ?? {})['redis'] as { properties?: Record<string, unknown> } | undefined;
     expect(redis?.properties).toHaveProperty('url');
   });
 });
