@@ -22,7 +22,7 @@ export interface WorkerParts {
 export function formatSummary(description: BusDescription, parts: WorkerParts, modulePath: string | undefined): string {
   const off = (on: boolean) => (on ? '' : ' (disabled by --only/--skip)');
   const lines: string[] = [];
-  lines.push('Lightbus worker starting');
+  lines.push('Lightbus worker started');
   if (modulePath) lines.push(`  bus module:   ${modulePath}`);
   lines.push(`  service name: ${description.serviceName}`);
   lines.push(`  process name: ${description.processName}`);

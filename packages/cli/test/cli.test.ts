@@ -2,10 +2,11 @@
  * The real command, run as a subprocess (node dist/bin.js ...), with the in-memory transports.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { emptyDir, FIXTURES, runCli, startCli } from './helpers.js';
+import { BIN, childEnv, emptyDir, FIXTURES, runCli, startCli } from './helpers.js';
 
 const AUTH = join(FIXTURES, 'auth_service');
 const temp: string[] = [];
@@ -266,7 +267,26 @@ describe('lightbus inspect', () => {
   });
 });
 
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
 describe('lightbus shell', () => {
+  it.skipIf(!hasScript)('opens a REPL on a terminal, with top-level await (through script(1) for a pseudo-terminal)', async () => {
+    const child = spawn('script', ['-qc', `${process.execPath} ${BIN} shell`, '/dev/null'], { cwd: AUTH, env: childEnv() });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const until = async (text: string) => {
+      for (let i = 0; i < 200 && !out.includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain(text);
+    };
+    await until('lightbus> ');
+    child.stdin.write("const names = Object.keys(await bus.schemas()); 'NAMES=' + names.join('+')\n");
+    await until('NAMES=auth');
+    child.stdin.write('.exit\n');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+  });
+
+
   it('evaluates input with `bus` in scope and top-level await', async () => {
     const input = "const names = Object.keys(await bus.schemas())\nconsole.log('APIS=' + names.join(','))\n";
     const dir = tempDir();

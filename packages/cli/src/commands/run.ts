@@ -103,7 +103,7 @@ export async function runWorker(flags: RunFlags): Promise<number> {
   const say = (line: string, fields?: Record<string, unknown>) => {
     if (quiet(flags)) return;
     if (jsonLogs(flags)) console.error(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: line, ...fields }));
-    else console.error(`[lightbus] ${line}`);
+    else console.error(`[lightbus] INFO  ${line}`);
   };
 
   let signalled: NodeJS.Signals | undefined;
