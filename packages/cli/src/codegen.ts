@@ -238,7 +238,7 @@ function propertiesCode(properties: JsonSchema, required: ReadonlySet<string>, l
     let code: string;
     if (required.has(name)) {
       code = schemaToTypeBox(property, level, context);
-    } else if (useDefaults && isObject(property) && property['default'] !== undefined) {
+    } else if (useDefaults && isObject(property) && property['default'] !== undefined && defaultFits(property, property['default'], context)) {
       context.usesTypes.value = true;
       const { default: value, ...rest } = property;
       code = `Types.Default(${schemaToTypeBox(rest, level, context)}, ${literal(value)})`;
@@ -248,6 +248,48 @@ function propertiesCode(properties: JsonSchema, required: ReadonlySet<string>, l
     out += `${pad(level)}${key(name)}: ${code},\n`;
   }
   return out;
+}
+
+/**
+ * True when `value` (a schema's `default`) has the type the schema describes, so
+ * `Types.Default(schema, value)` compiles. A default that does not fit (Python's `x: int = None`)
+ * stays in the schema's options of a plain optional parameter instead.
+ */
+function defaultFits(schema: unknown, value: unknown, context: Context): boolean {
+  if (!isObject(schema)) return schema !== false;
+  if (typeof schema['$ref'] === 'string') {
+    const target = context.refs.has(schema['$ref']) ? undefined : resolveRef(schema['$ref'], context);
+    return target === undefined || defaultFits(target, value, context);
+  }
+  if ('const' in schema) return JSON.stringify(schema['const']) === JSON.stringify(value);
+  if (Array.isArray(schema['enum'])) return (schema['enum'] as unknown[]).some((e) => JSON.stringify(e) === JSON.stringify(value));
+  for (const keyword of ['anyOf', 'oneOf'] as const) {
+    const list = schema[keyword];
+    if (Array.isArray(list) && list.length > 0) return list.some((branch) => defaultFits(branch, value, context));
+  }
+  const type = schema['type'];
+  const types = Array.isArray(type) ? (type as unknown[]) : type === undefined ? [] : [type];
+  if (types.length === 0) return true;
+  return types.some((t) => {
+    switch (t) {
+      case 'string':
+        return typeof value === 'string';
+      case 'number':
+        return typeof value === 'number';
+      case 'integer':
+        return Number.isInteger(value);
+      case 'boolean':
+        return typeof value === 'boolean';
+      case 'null':
+        return value === null;
+      case 'array':
+        return Array.isArray(value);
+      case 'object':
+        return isObject(value);
+      default:
+        return false;
+    }
+  });
 }
 
 /** The TypeScript identifier of an API's export: `my_company.auth` → `myCompanyAuthApi`. */

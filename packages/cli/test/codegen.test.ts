@@ -71,6 +71,22 @@ const pythonSchemas: Record<string, ApiSchema> = {
       },
     },
   },
+  // Python's `def find(self, limit: int = 10, owner: str = None)`: a default that does not fit its type.
+  'py.legacy': {
+    events: {},
+    rpcs: {
+      find: {
+        parameters: {
+          $schema: 'http://json-schema.org/draft-07/schema#',
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', default: 10 }, owner: { type: 'string', default: null } },
+          title: 'RPC py.legacy.find() parameters',
+        },
+        response: { $schema: 'http://json-schema.org/draft-07/schema#', title: 'RPC py.legacy.find() response' },
+      },
+    },
+  },
   'internal.state': { events: {}, rpcs: {} },
 };
 
@@ -119,6 +135,24 @@ describe('schemaToTypeBox', () => {
     expect(code).toMatch(/node: Type\.Object\(\{\s+name: Type\.String\(\),\s+child: Type\.Optional\(Type\.Unknown\(\)\)/);
   });
 
+  it('uses Types.Default only for a default that fits the type', () => {
+    const schema = (properties: Record<string, unknown>) => ({ type: 'object', properties, additionalProperties: false });
+    const code = generateDeclarations({
+      py: {
+        events: {},
+        rpcs: {
+          find: {
+            parameters: schema({ limit: { type: 'integer', default: 10 }, owner: { type: 'string', default: null }, tag: { anyOf: [{ type: 'string' }, { type: 'null' }], default: null } }),
+            response: {},
+          },
+        },
+      },
+    });
+    expect(code).toContain('limit: Types.Default(Type.Integer(), 10),');
+    expect(code).toContain('owner: Type.Optional(Type.String({ default: null })),');
+    expect(code).toContain('tag: Types.Default(Type.Union([Type.String(), Type.Null()]), null),');
+  });
+
   it('names API exports in camelCase', () => {
     expect(apiIdentifier('auth')).toBe('authApi');
     expect(apiIdentifier('my_company.auth')).toBe('myCompanyAuthApi');
@@ -136,6 +170,7 @@ describe('generated definitions', () => {
     const mod = (await import(file)) as Record<string, AnyApi>;
     expect(mod['shopApi']!.schema).toEqual(shopApi.schema);
     expect(mod['myCompanyAuthApi']!.schema).toEqual(pythonSchemas['my_company.auth']);
+    expect(mod['pyLegacyApi']!.schema).toEqual(pythonSchemas['py.legacy']);
   });
 
   it('keep the wire names and use camelCase members', async () => {
@@ -155,7 +190,7 @@ describe('generated definitions', () => {
 
   it('can be written as one module per API with an index', () => {
     const files = generateDeclarationFiles({ shop: shopApi.schema, ...pythonSchemas });
-    expect([...files.keys()].sort()).toEqual(['index.ts', 'my_company.auth.ts', 'shop.ts']);
+    expect([...files.keys()].sort()).toEqual(['index.ts', 'my_company.auth.ts', 'py.legacy.ts', 'shop.ts']);
     expect(files.get('index.ts')).toContain("import { shopApi } from './shop.js';");
   });
 

@@ -143,6 +143,13 @@ export async function runWorker(flags: RunFlags): Promise<number> {
     const description = bus.describe();
     if (jsonLogs(flags)) say('Lightbus worker started', { ...description, modulePath, parts });
     else if (!quiet(flags)) console.error(formatSummary(description, parts, modulePath));
+    const idle =
+      (!parts.rpcs || description.registeredApis.length === 0) && (!parts.events || description.listeners.length === 0) && (!parts.tasks || description.tasks.length === 0);
+    if (idle) {
+      console.error(
+        '[lightbus] WARN  This worker has nothing to do: it serves no API, runs no listener and no task. Register an API (bus.registerApi), add a listener in bus.onStart(...), or a task with bus.every(...) — or check --only/--skip.',
+      );
+    }
     health?.setState(signalled === undefined ? 'ready' : 'stopping');
     say('Worker running. Press Ctrl+C to stop.');
     await shutdown;
