@@ -266,6 +266,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   // Reading
 
   #push(loop: Loop, ready: Ready): void {
+    if (loop.signal.aborted) {
+      // The listener is gone: the entries stay pending (re-read on restart, or reclaimed).
+      ready.taken?.();
+      return;
+    }
     loop.ready.push(ready);
     loop.notifier.notify();
   }

@@ -23,6 +23,7 @@ const DRAIN = 63;
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
   /** Declared capabilities: the expiry key carries the call's deadline. */
   readonly capabilities = { deadlines: true };
+  #queueCount = 1;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -65,6 +66,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     const signal = AbortSignal.any([options.signal, this.closing.signal]);
     if (signal.aborted || apiNames.length === 0) return;
     const queues = [...new Set(apiNames)].map(rpcQueueKey);
+    this.#queueCount = Math.max(this.#queueCount, queues.length);
     let conn: CommandClient | undefined;
     let pending: RpcMessage[] = [];
     let attempt = 0;
@@ -103,7 +105,9 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
 
   /** BLPOP one call (or time out), then drain a burst from the same queue without blocking. */
   async #pop(conn: CommandClient, keys: string[]): Promise<Popped[]> {
-    const seconds = (this.settings.blockMs / 1000).toFixed(3);
+    // On a cluster each queue is read in turn (a BLPOP may not cross slots): wait less per queue.
+    const ms = this.redis.cluster ? Math.max(50, this.settings.blockMs / this.#queueCount) : this.settings.blockMs;
+    const seconds = (ms / 1000).toFixed(3);
     const reply = (await conn.send(['BLPOP', ...keys, seconds])) as [string, string] | null;
     if (!reply) return [];
     const [queue, blob] = reply;
