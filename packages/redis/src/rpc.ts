@@ -17,7 +17,7 @@ interface Popped {
 }
 
 /** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
-const DRAIN = 63;
+const DRAIN = 31;
 
 /** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
