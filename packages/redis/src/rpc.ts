@@ -68,13 +68,23 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     const queues = [...new Set(apiNames)].map(rpcQueueKey);
     this.#queueCount = Math.max(this.#queueCount, queues.length);
     let conn: CommandClient | undefined;
+    let connId: string | undefined;
     let pending: RpcMessage[] = [];
     let attempt = 0;
     let turn = 0;
+    // On abort, end the blocking BLPOP at once with CLIENT UNBLOCK (it then returns nothing, so
+    // no call is lost, unlike dropping the connection). On a cluster, the BLPOP times out instead.
+    const onAbort = () => {
+      if (connId !== undefined) void this.redis.send(['CLIENT', 'UNBLOCK', connId]).catch(() => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
         try {
-          conn ??= await this.acquireBlocking();
+          if (!conn) {
+            conn = await this.acquireBlocking();
+            connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
+          }
           const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
           const popped = await this.#pop(conn, keys);
           attempt = 0;
@@ -98,6 +108,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         }
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       if (conn) this.releaseBlocking(conn, true);
       if (pending.length > 0) await this.#restore(pending);
     }
@@ -124,7 +135,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       try {
         decoded.push({ message: decodeCall(p.blob), popped: p });
       } catch (error) {
-        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { sample: p.blob.slice(0, 200) });
+        // The blob is not logged: its arguments may hold secrets.
+        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { bytes: p.blob.length });
       }
     }
     if (decoded.length === 0) return [];
