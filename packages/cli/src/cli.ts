@@ -5,6 +5,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { LightbusError } from '@lightbus/core';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { codegen, type CodegenFlags } from './commands/codegen.js';
 import { inspect, type InspectFlags } from './commands/inspect.js';
@@ -61,7 +62,11 @@ function action<F>(prefix: string, fn: (flags: F) => Promise<number>) {
       process.exitCode = await fn(flags);
     } catch (error) {
       const debug = ((flags as BusFlags).logLevel ?? process.env['LIGHTBUS_LOG_LEVEL']) === 'debug';
-      console.error(formatFatal(error, { prefix, debug }));
+      const text = formatFatal(error, { prefix, debug });
+      if ((flags as BusFlags).jsonLogs || process.env['LIGHTBUS_LOG_FORMAT'] === 'json') {
+        const code = LightbusError.isInstance(error) ? error.code : undefined;
+        console.error(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: text, ...(code ? { code } : {}) }));
+      } else console.error(text);
       process.exitCode = (error as { exitCode?: number }).exitCode ?? 1;
     }
   };

@@ -77,6 +77,15 @@ describe('lightbus run: refusing to start', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('prints the failure as one JSON line with --json-logs', async () => {
+    const dir = join(FIXTURES, 'bad_config');
+    const { code, stderr } = await runCli(['run', '--config', 'lightbus.yaml', '--json-logs'], { cwd: dir });
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'error', code: 'LB_CONFIG_INVALID', msg: expect.stringContaining('apis.default.rpc_timout') as unknown });
+  });
+
   it('prints the stack trace of a failing module only with --log-level debug', async () => {
     const dir = join(FIXTURES, 'broken_module');
     const plain = await runCli(['run'], { cwd: dir });
