@@ -215,7 +215,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
+    // Help and version exit 0; usage errors (unknown option, missing value) exit 2.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     console.error(formatFatal(error, { prefix: 'lightbus' }));
     return 1;
   }

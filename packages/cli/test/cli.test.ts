@@ -102,7 +102,10 @@ describe('lightbus run: refusing to start', () => {
     expect(code).toBe(2);
     expect(stderr).toContain('"cron"');
     const both = await runCli(['run', '--only', 'rpcs', '--skip', 'tasks'], { cwd: AUTH });
-    expect(both.code).not.toBe(0);
+    expect(both.code).toBe(2);
+    const unknown = await runCli(['run', '--no-such-flag'], { cwd: AUTH });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--no-such-flag'");
   });
 });
 

@@ -9,6 +9,9 @@ import { startHealthServer, type HealthServer } from '../health.js';
 import { obtainBus, type AnyBus, type BusFlags } from '../load-bus.js';
 import { formatSummary, type WorkerParts } from '../summary.js';
 
+/** Extra time, past `--shutdown-timeout`, that closing the transports may take before `run` gives up. */
+const CLOSE_GRACE_MS = 5000;
+
 /** The parts of the worker `--only` and `--skip` name. */
 export const WORKER_PARTS = ['rpcs', 'events', 'tasks'] as const;
 
@@ -154,7 +157,13 @@ export async function runWorker(flags: RunFlags): Promise<number> {
     say('Worker running. Press Ctrl+C to stop.');
     await shutdown;
     try {
-      await bus.close({ timeoutMs: shutdownTimeoutMs });
+      // close() lets handlers finish within the timeout, then closes the transports; a transport
+      // that cannot close (a broker gone away) must not keep the process from exiting.
+      await withTimeout(
+        bus.close({ timeoutMs: shutdownTimeoutMs }),
+        (shutdownTimeoutMs + CLOSE_GRACE_MS) / 1000,
+        `Closing the bus did not finish within ${shutdownTimeoutMs + CLOSE_GRACE_MS} ms (a transport could not close its connections); exiting anyway. Unacknowledged events will be redelivered.`,
+      );
     } catch (error) {
       console.error(formatFatal(error, { prefix: 'lightbus run: closing the bus failed', debug: isDebug(flags) }));
       return 1;
