@@ -19,11 +19,12 @@ export interface WorkerParts {
 }
 
 /** The summary as readable lines. */
-export function formatSummary(description: BusDescription, parts: WorkerParts, modulePath: string | undefined): string {
+export function formatSummary(description: BusDescription, parts: WorkerParts, modulePath: string | undefined, configPath?: string): string {
   const off = (on: boolean) => (on ? '' : ' (disabled by --only/--skip)');
   const lines: string[] = [];
   lines.push('Lightbus worker started');
   if (modulePath) lines.push(`  bus module:   ${modulePath}`);
+  lines.push(`  config:       ${configPath ?? '(none: LIGHTBUS_CONFIG is not set and the module passes its own, or the defaults apply)'}`);
   lines.push(`  service name: ${description.serviceName}`);
   lines.push(`  process name: ${description.processName}`);
   lines.push(`  APIs served${off(parts.rpcs)}: ${description.registeredApis.length > 0 ? description.registeredApis.join(', ') : '(none)'}`);

@@ -104,6 +104,7 @@ describe.skipIf(!hasRedisPackage || !reachable)('the two-service tutorial over R
     await Promise.all([auth.waitFor('Worker running'), another.waitFor('Worker running')]);
     expect(auth.stderr()).toMatch(new RegExp(`${apiName}\\s+redis\\s+redis\\s+redis\\s+redis`));
     expect(another.stderr()).toContain(`print_on_new_registration: ${apiName}.user_registered`);
+    expect(another.stderr()).toContain(`config:       ${config}`);
 
     // check_password.ts / manually_register_user.ts of the tutorial, as a client process.
     const api = authApiNamed(apiName);

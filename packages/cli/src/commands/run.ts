@@ -144,8 +144,9 @@ export async function runWorker(flags: RunFlags): Promise<number> {
       throw error;
     }
     const description = bus.describe();
-    if (jsonLogs(flags)) say('Lightbus worker started', { ...description, modulePath, parts });
-    else if (!quiet(flags)) console.error(formatSummary(description, parts, modulePath));
+    const configPath = process.env['LIGHTBUS_CONFIG'] || undefined;
+    if (jsonLogs(flags)) say('Lightbus worker started', { ...description, modulePath, configPath, parts });
+    else if (!quiet(flags)) console.error(formatSummary(description, parts, modulePath, configPath));
     const idle =
       (!parts.rpcs || description.registeredApis.length === 0) && (!parts.events || description.listeners.length === 0) && (!parts.tasks || description.tasks.length === 0);
     if (idle) {
