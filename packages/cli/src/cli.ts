@@ -153,6 +153,8 @@ Examples:
     .option('-e, --event <name>', 'event name; * and ? wildcards (user_*)')
     .option('--id <id>', 'only the event with this message id')
     .option('-f, --field <key=value>', 'only events whose parameter equals value (dotted keys, * wildcards); repeatable', collect)
+    .option('--since <time>', 'only events at or after this time: an ISO date, or a duration back from now (90s, 10m, 2h, 1d)')
+    .option('--until <time>', 'only events at or before this time (same forms as --since)')
     .option('-n, --limit <n>', 'at most this many events', integer('--limit', 1), 20)
     .option('--follow', 'keep printing new events until Ctrl+C (polls the history: read-only, creates no listener group)')
     .option('--interval <ms>', 'poll interval of --follow', integer('--interval', 50), 1000)
@@ -164,6 +166,7 @@ Examples:
   $ lightbus inspect --api auth
   $ lightbus inspect --api auth --event 'user_*' --field username=admin --limit 5
   $ lightbus inspect --api auth --id 6c0f2a4e-...
+  $ lightbus inspect --api auth --since 2h --until 1h
   $ lightbus inspect --api auth,billing --follow --format json | jq .parameters`,
     )
     .action(action<InspectFlags>('lightbus inspect: failed', inspect));

@@ -42,6 +42,6 @@ export { installedTransportPlugins, KNOWN_TRANSPORT_PACKAGES } from './plugins.j
 export { formatSummary, type WorkerParts } from './summary.js';
 export { runWorker, workerParts, WORKER_PARTS, type RunFlags } from './commands/run.js';
 export { readSchemaDump, codegen, type CodegenFlags } from './commands/codegen.js';
-export { eventFilter, formatEvent, globToRegExp, parseFieldFilter, inspect, type FieldFilter, type InspectFlags } from './commands/inspect.js';
+export { eventFilter, formatEvent, globToRegExp, parseFieldFilter, parseTime, inspect, type FieldFilter, type InspectFlags } from './commands/inspect.js';
 export { collectSchemas, dumpConfigSchema, dumpSchema, type DumpSchemaFlags } from './commands/schemas.js';
 export { shell } from './commands/shell.js';

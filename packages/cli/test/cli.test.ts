@@ -246,6 +246,8 @@ describe('lightbus inspect', () => {
     expect((await json('--field', 'username=bob')).map((e) => e.event)).toEqual(['user_deleted', 'user_registered']);
     expect((await json('--field', 'profile.country=fr', '--limit', '1')).map((e) => e.parameters.username)).toEqual(['cid']);
     expect(await json('--id', 'no-such-id')).toEqual([]);
+    expect((await json('--since', '1d')).length).toBe(4);
+    expect(await json('--until', '2000-01-01T00:00:00Z')).toEqual([]);
   });
 
   it('prints readable entries by default', async () => {

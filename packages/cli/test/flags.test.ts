@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ConfigurationError, createBus } from '@lightbus/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CliError, formatFatal } from '../src/errors.js';
-import { eventFilter, globToRegExp, parseFieldFilter } from '../src/commands/inspect.js';
+import { eventFilter, globToRegExp, parseFieldFilter, parseTime } from '../src/commands/inspect.js';
 import { workerParts } from '../src/commands/run.js';
 import { applyEnvironment, busFromModule, findBusModule, isBus, moduleCandidates } from '../src/load-bus.js';
 import { emptyDir } from './helpers.js';
@@ -102,6 +102,14 @@ describe('inspect filters', () => {
     expect(eventFilter({ event: 'user_*', id: 'm1' })(message)).toBe(true);
     expect(eventFilter({ id: 'm2' })(message)).toBe(false);
   });
+  it('reads --since / --until as ISO dates or durations back from now', () => {
+    const now = Date.parse('2026-11-21T12:00:00Z');
+    expect(parseTime('10m', '--since', now).toISOString()).toBe('2026-11-21T11:50:00.000Z');
+    expect(parseTime('1d', '--since', now).toISOString()).toBe('2026-11-20T12:00:00.000Z');
+    expect(parseTime('2026-11-21T06:00:00Z', '--until', now).toISOString()).toBe('2026-11-21T06:00:00.000Z');
+    expect(() => parseTime('yesterday', '--since', now)).toThrow(CliError);
+  });
+
   it('rejects a --field without =', () => {
     expect(() => parseFieldFilter('username')).toThrow(CliError);
   });

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { EventMessage, EventTransport, HistoricalEvent } from '@lightbus/core';
+import type { EventMessage, EventTransport, HistoricalEvent, HistoryQuery } from '@lightbus/core';
 import { CliError } from '../errors.js';
 import { obtainBus, type AnyBus, type BusFlags } from '../load-bus.js';
 import { closeReadOnlyBus } from './schemas.js';
@@ -30,6 +30,10 @@ export interface InspectFlags extends BusFlags {
   follow?: boolean;
   /** Poll interval of `--follow`, in milliseconds. Default 1000. */
   interval?: number;
+  /** Only events at or after this time: an ISO date, or a duration back from now (`90s`, `10m`, `2h`, `1d`). */
+  since?: string;
+  /** Only events at or before this time (same forms as `since`). */
+  until?: string;
   /** Output: readable (`pretty`) or one JSON object per line (`json`). */
   format?: 'pretty' | 'json';
 }
@@ -40,6 +44,17 @@ export interface FieldFilter {
   path: string[];
   /** The wanted value as typed (`*` wildcards allowed). */
   value: string;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `--since` / `--until`: an ISO date, or a duration back from `now` (`90s`, `10m`, `2h`, `1d`). */
+export function parseTime(text: string, flag: string, now = Date.now()): Date {
+  const duration = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (duration) return new Date(now - Number(duration[1]) * UNITS[duration[2]!]!);
+  const date = new Date(text);
+  if (/\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(date.getTime())) return date;
+  throw new CliError(`${flag} "${text}" is neither an ISO date (2026-11-21T06:00:00Z) nor a duration back from now (90s, 10m, 2h, 1d).`, { exitCode: 2 });
 }
 
 /** A glob (`user_*`, `?`) as an anchored regular expression. */
@@ -131,14 +146,14 @@ async function historyOf(bus: AnyBus, apiName: string): Promise<Required<Pick<Ev
 /** Reads up to `limit` matching events of the APIs, newest first. */
 async function readMatching(
   sources: Array<{ apiName: string; transport: Required<Pick<EventTransport, 'history'>> }>,
-  eventName: string | undefined,
+  window: Pick<HistoryQuery, 'eventName' | 'since' | 'until'>,
   matches: (m: EventMessage) => boolean,
   limit: number,
 ): Promise<Array<HistoricalEvent & { apiName: string }>> {
   const out: Array<HistoricalEvent & { apiName: string }> = [];
   for (const { apiName, transport } of sources) {
     let count = 0;
-    const query = { apiName, order: 'newest-first' as const, ...(eventName !== undefined ? { eventName } : {}) };
+    const query: HistoryQuery = { apiName, order: 'newest-first', ...window };
     for await (const entry of transport.history(query)) {
       if (!matches(entry.message)) continue;
       out.push({ ...entry, apiName });
@@ -170,7 +185,11 @@ export async function inspect(flags: InspectFlags): Promise<number> {
         for await (const entry of transport.history({ apiName, order: 'newest-first', limit: 1 })) newest.set(apiName, entry.position);
       }
     }
-    const first = await readMatching(sources, exactEvent, matches, limit);
+    const window: Pick<HistoryQuery, 'eventName' | 'since' | 'until'> = {};
+    if (exactEvent !== undefined) window.eventName = exactEvent;
+    if (flags.since !== undefined) window.since = parseTime(flags.since, '--since');
+    if (flags.until !== undefined) window.until = parseTime(flags.until, '--until');
+    const first = await readMatching(sources, window, matches, limit);
     if (!flags.follow) {
       for (const entry of first) console.log(formatEvent(entry, format));
       if (first.length === 0 && format === 'pretty') console.error(`No matching events on ${names.join(', ')}.`);
