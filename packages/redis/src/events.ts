@@ -23,7 +23,7 @@ import {
   type TransportContext,
 } from '@lightbus/core';
 import { isReplyError, wrapError, type Command, type CommandClient } from './client.js';
-import { RedisTransportBase, backoffMs } from './base.js';
+import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { deadLetterKey, decodeEventFields, encodeEventFields, streamIdTime, streamKey } from './wire.js';
 
@@ -164,7 +164,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     };
     const tasks: Array<Promise<void>> = [];
     try {
-      await this.#startUp(loop, subscription.since);
+      // Abortable: while Redis is unreachable the start-up commands wait for the reconnect.
+      const started = await abortable(this.#startUp(loop, subscription.since), signal);
+      if (started === ABORTED) return;
       const readers = this.redis.cluster ? streams.map((s) => [s]) : [streams];
       for (const r of readers) tasks.push(this.#readLoop(loop, r));
       tasks.push(this.#reclaimLoop(loop));
@@ -182,7 +184,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       for (const t of loop.timers) clearTimeout(t);
       loop.timers.clear();
       for (const r of loop.ready) r.taken?.();
-      await Promise.allSettled(tasks);
+      // Readers end at once (their connections are dropped); a reclaim pass waiting on an
+      // unreachable Redis is not waited for beyond one block timeout.
+      await Promise.race([Promise.allSettled(tasks), sleep(this.settings.blockMs + 500)]);
     }
   }
 
@@ -287,12 +291,15 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     try {
       while (!loop.signal.aborted) {
         try {
-          conn ??= await this.acquireBlocking();
-          const reply = (await conn.send([
+          conn ??= await this.acquireBlocking(loop.signal);
+          const read = conn.send([
             'XREADGROUP', 'GROUP', loop.group, loop.consumer,
             'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
             'STREAMS', ...streams, ...streams.map(() => '>'),
-          ])) as ReadReply;
+          ]) as Promise<ReadReply>;
+          // Entries read but not handed over stay pending: re-read at restart or reclaimed.
+          const reply = await abortable(read, loop.signal);
+          if (reply === ABORTED) break;
           attempt = 0;
           if (!reply) continue;
           const events: ReceivedEvent[] = [];
@@ -623,7 +630,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /** Ends every consume loop and closes the connections. Pending acknowledgements are sent first. */
   override async close(): Promise<void> {
-    if (this.#acks.size > 0) await this.#flushAcks();
+    if (this.#acks.size > 0) await Promise.race([this.#flushAcks(), sleep(1000)]);
     await super.close();
   }
 }
