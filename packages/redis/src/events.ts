@@ -86,6 +86,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   };
   readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> }>();
   #ackScheduled = false;
+  readonly #outbox: Array<{ command: Command; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -102,13 +103,13 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /**
    * `XADD {stream} MAXLEN ~ <max> * id <id> api_name <api> event_name <event> version <v> :<param> <json> ...`.
-   * Concurrent sends share round trips (the connection auto-pipelines).
+   * Concurrent sends share round trips: XADDs issued in the same tick go out as one pipeline.
    */
   async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
     this.assertOpen();
     const stream = this.streamOf(message.apiName, message.eventName);
     const command: Command = ['XADD', stream, ...this.#trim(), '*', ...encodeEventFields(message)];
-    const sending = this.redis.send(command);
+    const sending = this.#enqueue(command);
     try {
       if (options.timeoutMs === undefined) await sending;
       else {
@@ -128,6 +129,32 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     } catch (error) {
       if (error instanceof TimeoutError) throw error;
       throw wrapError(error, `sending event ${message.apiName}.${message.eventName}`);
+    }
+  }
+
+  /**
+   * Queues an XADD; every XADD queued before the next `process.nextTick` goes out as one
+   * pipeline, whatever the client's auto-pipelining setting (many concurrent fires, one round trip).
+   */
+  #enqueue(command: Command): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#outbox.push({ command, resolve, reject });
+      if (this.#outbox.length === 1) process.nextTick(() => void this.#flushOutbox());
+    });
+  }
+
+  async #flushOutbox(): Promise<void> {
+    const batch = this.#outbox.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const replies = batch.length === 1 ? [{ ok: true as const, value: await this.redis.send(batch[0]!.command) }] : await this.redis.pipeline(batch.map((b) => b.command));
+      batch.forEach((b, i) => {
+        const r = replies[i]!;
+        if (r.ok) b.resolve(r.value);
+        else b.reject(r.error);
+      });
+    } catch (error) {
+      for (const b of batch) b.reject(error);
     }
   }
 
