@@ -26,8 +26,8 @@ export interface CommandClient {
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
   pipeline(commands: readonly Command[]): Promise<PipelineReply[]>;
-  /** A new connection of the same kind, for blocking commands. Owned by the caller. */
-  duplicate(): Promise<CommandClient>;
+  /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
+  duplicate(): CommandClient;
   /** Connects (no-op when already connected). */
   connect(): Promise<void>;
   /** Closes the connection gracefully when this client owns it. */
@@ -110,15 +110,13 @@ class IoredisCommandClient implements CommandClient {
     return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
   }
 
-  async duplicate(): Promise<CommandClient> {
+  duplicate(): CommandClient {
     // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
     const copy: Redis | Cluster =
       this.#client instanceof Cluster
         ? this.#client.duplicate()
         : this.#client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: true });
-    const client = new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
-    await client.connect();
-    return client;
+    return new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
   }
 
   async connect(): Promise<void> {
@@ -128,9 +126,23 @@ class IoredisCommandClient implements CommandClient {
 
   async close(): Promise<void> {
     if (!this.#owned) return;
+    if (this.#client.status !== 'ready') {
+      // Not connected (or reconnecting): a QUIT would wait for Redis to come back.
+      this.#client.disconnect();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
     try {
-      if (this.#client.status !== 'end') await this.#client.quit();
+      await Promise.race([
+        this.#client.quit(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 1000);
+        }),
+      ]);
     } catch {
+      // closing anyway
+    } finally {
+      clearTimeout(timer);
       this.#client.disconnect();
     }
   }
@@ -165,10 +177,8 @@ class NodeRedisCommandClient implements CommandClient {
     return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
   }
 
-  async duplicate(): Promise<CommandClient> {
-    const client = new NodeRedisCommandClient(this.#client.duplicate(), true, this.#logger, `${this.#where}, blocking`);
-    await client.connect();
-    return client;
+  duplicate(): CommandClient {
+    return new NodeRedisCommandClient(this.#client.duplicate(), true, this.#logger, `${this.#where}, blocking`);
   }
 
   async connect(): Promise<void> {

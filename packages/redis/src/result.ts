@@ -8,6 +8,7 @@
  */
 import {
   ErrorCodes,
+  sleep,
   LightbusError,
   TimeoutError,
   type PendingResult,
@@ -17,7 +18,7 @@ import {
   type TransportContext,
 } from '@lightbus/core';
 import { checkReplies, wrapError, type CommandClient } from './client.js';
-import { RedisTransportBase } from './base.js';
+import { ABORTED, RedisTransportBase, abortable } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { MalformedMessage, RETURN_PATH_SCHEME, decodeResult, encodeResult, resultKey } from './wire.js';
 
@@ -66,18 +67,38 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
             if (left <= 0) {
               throw new TimeoutError(`No result for RPC ${message.apiName}.${message.procedureName}() (${message.id}) within ${timeoutMs} ms.`);
             }
-            const conn = await this.#take();
-            active.add(conn);
-            let reply: [string, string] | null;
+            let conn: CommandClient;
             try {
-              reply = (await conn.send(['BLPOP', key, (Math.min(left, MAX_BLPOP_SECONDS * 1000) / 1000).toFixed(3)])) as [string, string] | null;
+              const stop = AbortSignal.any([...(signal ? [signal] : []), closing, AbortSignal.timeout(left)]);
+              conn = await this.#take(stop);
+            } catch (error) {
+              if (LightbusError.isInstance(error) && error.code === ErrorCodes.ABORTED) continue; // reported at the top of the loop
+              // Redis unreachable: it may come back before the deadline; try again shortly.
+              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+              continue;
+            }
+            active.add(conn);
+            const chunkMs = Math.min(left, MAX_BLPOP_SECONDS * 1000);
+            // The BLPOP ends by its own timeout; when Redis does not answer at all (connection
+            // down, the command parked until a reconnect), stop waiting for it a second later.
+            const stop = AbortSignal.any([...(signal ? [signal] : []), closing, AbortSignal.timeout(chunkMs + 1000)]);
+            let reply: [string, string] | null | typeof ABORTED;
+            try {
+              reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop);
             } catch (error) {
               active.delete(conn);
               this.releaseBlocking(conn, true);
-              if (signal?.aborted || closing.aborted || cancelled) continue; // reported at the top of the loop
-              throw wrapError(error, `waiting for the result of RPC ${message.id}`);
+              if (signal?.aborted || closing.aborted || cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
+              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+              continue;
             }
             active.delete(conn);
+            if (reply === ABORTED) {
+              this.releaseBlocking(conn, true);
+              continue; // reported at the top of the loop
+            }
             this.#give(conn);
             if (!reply) continue;
             try {
@@ -124,8 +145,8 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
     }
   }
 
-  async #take(): Promise<CommandClient> {
-    return this.#idle.pop() ?? (await this.acquireBlocking());
+  async #take(signal: AbortSignal): Promise<CommandClient> {
+    return this.#idle.pop() ?? (await this.acquireBlocking(signal));
   }
 
   #give(conn: CommandClient): void {

@@ -7,7 +7,7 @@
  */
 import { sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
 import { checkReplies, wrapError, type Command, type CommandClient } from './client.js';
-import { RedisTransportBase, backoffMs } from './base.js';
+import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { decodeCall, encodeCall, rpcExpiryKey, rpcQueueKey } from './wire.js';
 
@@ -74,26 +74,32 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     let turn = 0;
     // On abort, end the blocking BLPOP at once with CLIENT UNBLOCK (it then returns nothing, so
     // no call is lost, unlike dropping the connection). On a cluster, the BLPOP times out instead.
+    // If Redis is unreachable, neither UNBLOCK nor the BLPOP timeout arrive: stop waiting later.
+    const giveUp = new AbortController();
     const onAbort = () => {
       if (connId !== undefined) void this.redis.send(['CLIENT', 'UNBLOCK', connId]).catch(() => undefined);
+      setTimeout(() => giveUp.abort(), this.settings.blockMs + 500).unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
         try {
           if (!conn) {
-            conn = await this.acquireBlocking();
+            conn = await this.acquireBlocking(signal);
             connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
           }
           const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
-          const popped = await this.#pop(conn, keys);
+          const popped = await abortable(this.#pop(conn, keys), giveUp.signal);
+          if (popped === ABORTED) break;
           attempt = 0;
           if (popped.length === 0) continue;
           if (signal.aborted) {
             await this.#giveBack(popped);
             break;
           }
-          pending = await this.#claim(popped);
+          const claimed = await abortable(this.#claim(popped), giveUp.signal);
+          if (claimed === ABORTED) break;
+          pending = claimed;
           while (pending.length > 0) {
             const next = pending.shift()!;
             yield next;
