@@ -131,6 +131,15 @@ describe.skipIf(!hasRedisPackage || !reachable)('the two-service tutorial over R
     expect(generated.code).toBe(0);
     expect(generated.stdout).toContain('checkPassword: rpc({');
 
+    // The tutorial's check_password script, typed into `lightbus shell` in another_service.
+    const shell = await runCli(['shell', '--config', config], {
+      cwd: ANOTHER,
+      env: { LB_TEST_REDIS: '1', LB_TEST_API: apiName },
+      input: `const valid = await bus.api('${apiName}').call('check_password', { username: 'admin', password: 'secret' });\nconsole.log(valid ? 'Password valid!' : 'Oops, bad username or password');\n`,
+    });
+    expect(shell.code).toBe(0);
+    expect(shell.stdout).toContain('Password valid!');
+
     auth.child.kill('SIGTERM');
     another.child.kill('SIGTERM');
     expect((await auth.exited).code).toBe(0);
