@@ -759,6 +759,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         listenerName: listener.listenerName,
       };
       try {
+        this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
         await listener.handler(params, context);
       } catch (error) {
         const maxDeliveries = listener.options.maxDeliveries ?? apiConfig.maxDeliveries;
@@ -841,6 +842,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       if (apiConfig.validateIncoming) this.#validator.validate(info.parametersSchema, params, `parameters for ${label}`, { apiName: message.apiName });
       params = castFromJson(params, info.castSchema) as Record<string, unknown>;
       const context: RpcContext = { id: message.id, apiName: message.apiName, procedureName: message.procedureName, deadline: message.deadline };
+      this.logger.debug(`Executing ${label}`, { id: message.id });
       const value = await registration.implementation[info.member]!(params, context);
       const json = toJson(value, '$');
       if (apiConfig.validateOutgoing) this.#validator.validate(info.responseSchema, json, `result of ${label}`, { apiName: message.apiName });
