@@ -717,7 +717,16 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
               semaphore.release();
               break; // unsettled events go back to the group
             }
-            void this.#track(this.#handleEvent(listener, received).finally(() => semaphore.release()));
+            // The slot frees as soon as the handler settles; the acknowledgement completes in the
+            // background (tracked, so stop() waits for it), letting transports batch acks.
+            let released = false;
+            const release = () => {
+              if (!released) {
+                released = true;
+                semaphore.release();
+              }
+            };
+            void this.#track(this.#handleEvent(listener, received, release).finally(release));
           }
         }
         if (signal.aborted) break;
@@ -736,7 +745,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     await sleep(delay, signal);
   }
 
-  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent): Promise<void> {
+  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent, release: () => void): Promise<void> {
     const { message } = received;
     const label = `event ${message.apiName}.${message.eventName}`;
     const apiConfig = this.apiConfig(message.apiName);
@@ -762,6 +771,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
         await listener.handler(params, context);
       } catch (error) {
+        release();
         const maxDeliveries = listener.options.maxDeliveries ?? apiConfig.maxDeliveries;
         if (received.deliveryCount >= maxDeliveries) {
           this.logger.error(`Listener ${listener.listenerName} failed on ${label} ${received.deliveryCount} time(s); dead-lettering it: ${describeError(error)}`, {
@@ -778,8 +788,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         }
         return;
       }
+      release();
       await received.ack();
     } catch (error) {
+      release();
       if (error instanceof ValidationError) {
         // A message that does not match the schema will never succeed: dead-letter it at once.
         this.logger.error(`Listener ${listener.listenerName} received an invalid ${label}; dead-lettering it: ${error.message}`, { id: message.id });
