@@ -249,7 +249,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         const consumers = (await this.redis.send(['XINFO', 'CONSUMERS', stream, name])) as unknown[];
         for (const c of consumers) {
           const idle = Number(fieldOf(c, 'idle'));
-          if (idle > this.settings.consumerTtlMs) {
+          // Unlike Python, a consumer that still holds pending entries is kept: deleting it would
+          // drop them from the group (its group's listeners reclaim them first).
+          if (idle > this.settings.consumerTtlMs && Number(fieldOf(c, 'pending')) === 0) {
             await this.redis.send(['XGROUP', 'DELCONSUMER', stream, name, String(fieldOf(c, 'name'))]);
             this.context.logger.info(`Removed consumer ${String(fieldOf(c, 'name'))} of group ${name} on ${stream}: idle for ${Math.round(idle / 86_400_000)} days.`);
           }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ConfigurationError } from '@lightbus/core';
 
 /** Options of every Redis transport (config key `redis`). */
 export interface RedisTransportOptions {
@@ -59,8 +60,21 @@ export interface ResolvedRedisOptions {
   maxMessageBytes: number;
 }
 
-/** Applies the defaults. */
+function positive(options: RedisTransportOptions, key: keyof RedisTransportOptions): void {
+  const value = options[key];
+  if (value !== undefined && value !== null && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw new ConfigurationError(`The redis transport option "${key}" must be a positive number, not ${JSON.stringify(value)}.`);
+  }
+}
+
+/** Applies the defaults; throws a {@link ConfigurationError} on a bad value. */
 export function resolveOptions(options: RedisTransportOptions): ResolvedRedisOptions {
+  if (options.stream_use !== undefined && options.stream_use !== 'per_api' && options.stream_use !== 'per_event') {
+    throw new ConfigurationError(`The redis transport option "stream_use" must be "per_api" or "per_event", not ${JSON.stringify(options.stream_use)}.`);
+  }
+  for (const key of ['rpc_timeout', 'result_ttl', 'max_stream_length', 'acknowledgement_timeout', 'reclaim_interval', 'batch_size', 'reclaim_batch_size', 'consumer_ttl', 'block_timeout_ms', 'max_message_bytes'] as const) {
+    positive(options, key);
+  }
   const ackTimeoutMs = (options.acknowledgement_timeout ?? 60) * 1000;
   return {
     rpcTimeoutS: options.rpc_timeout ?? 5,

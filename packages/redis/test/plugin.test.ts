@@ -43,3 +43,11 @@ describe('transportPlugin', () => {
     expect(resolveOptions({ max_stream_length: null }).maxStreamLength).toBeNull();
   });
 });
+
+describe('options given directly', () => {
+  it('are checked when a transport is built', () => {
+    expect(() => resolveOptions({ stream_use: 'per_thing' as 'per_api' })).toThrowError(/stream_use/);
+    expect(() => resolveOptions({ batch_size: 0 })).toThrowError(/batch_size/);
+    expect(() => resolveOptions({ acknowledgement_timeout: -1 })).toThrowError(/acknowledgement_timeout/);
+  });
+});
