@@ -268,10 +268,17 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     try {
       const exists = Number(await this.redis.send(['EXISTS', stream]));
       if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trim(), '*', '', '']);
-      await this.redis.send(['XGROUP', 'CREATE', stream, loop.group, start]);
-      this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
+      // Create the group and its consumer (this process) in one pipeline, so no cleanup pass
+      // (ours or Python's) sees the group empty and destroys it; the re-read of our pending
+      // entries follows. (CREATECONSUMER needs Redis 6.2; without it the re-read creates it.)
+      const [created] = await this.redis.pipeline([
+        ['XGROUP', 'CREATE', stream, loop.group, start],
+        ['XGROUP', 'CREATECONSUMER', stream, loop.group, loop.consumer],
+      ]);
+      if (created && !created.ok && !isReplyError(created.error, 'BUSYGROUP')) throw created.error;
+      if (created?.ok) this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
     } catch (error) {
-      if (!isReplyError(error, 'BUSYGROUP')) throw wrapError(error, `creating group ${loop.group} on ${stream}`);
+      throw wrapError(error, `creating group ${loop.group} on ${stream}`);
     }
   }
 
