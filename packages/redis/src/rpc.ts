@@ -16,9 +16,6 @@ interface Popped {
   blob: string;
 }
 
-/** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
-const DRAIN = 31;
-
 /** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
   /** Declared capabilities: the expiry key carries the call's deadline. */
@@ -129,7 +126,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     if (!reply) return [];
     const [queue, blob] = reply;
     const out: Popped[] = [{ queue, blob }];
-    const more = (await this.redis.send(['LPOP', queue, DRAIN])) as string[] | null;
+    const more = this.settings.rpcBatchSize > 1 ? ((await this.redis.send(['LPOP', queue, this.settings.rpcBatchSize - 1])) as string[] | null) : null;
     if (more) for (const b of more) out.push({ queue, blob: b });
     return out;
   }
