@@ -1,7 +1,9 @@
 /** The plugin entry point and its options schema, checked by core's config loader. No server needed. */
 import { describe, expect, it } from 'vitest';
-import { ErrorCodes, TRANSPORT_SPECIFICATION_VERSION, validateConfig } from '@lightbus/core';
-import { redisTransports, resolveOptions, transportPlugin } from '../src/index.js';
+import { Redis } from 'ioredis';
+import { createClient, createCluster } from 'redis';
+import { ErrorCodes, TRANSPORT_SPECIFICATION_VERSION, silentLogger, validateConfig } from '@lightbus/core';
+import { createRedisSchemaTransport, redisTransports, resolveOptions, transportPlugin } from '../src/index.js';
 
 describe('transportPlugin', () => {
   it('is the redis plugin for all four roles, also exported as redisTransports', () => {
@@ -49,5 +51,19 @@ describe('options given directly', () => {
     expect(() => resolveOptions({ stream_use: 'per_thing' as 'per_api' })).toThrowError(/stream_use/);
     expect(() => resolveOptions({ batch_size: 0 })).toThrowError(/batch_size/);
     expect(() => resolveOptions({ acknowledgement_timeout: -1 })).toThrowError(/acknowledgement_timeout/);
+  });
+});
+
+describe('clients passed in', () => {
+  it('refuses clients that would change the wire: a key prefix, RESP3, a node-redis cluster, anything else', () => {
+    const ctx = { serviceName: 's', processName: 'p', logger: silentLogger };
+    const prefixed = new Redis({ lazyConnect: true, keyPrefix: 'app:' });
+    expect(() => createRedisSchemaTransport({ client: prefixed }, ctx)).toThrowError(/keyPrefix/);
+    prefixed.disconnect();
+    expect(() => createRedisSchemaTransport({ client: createClient({ RESP: 3 }) }, ctx)).toThrowError(/RESP3/);
+    expect(() => createRedisSchemaTransport({ client: createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:1' }] }) }, ctx)).toThrowError(/cluster/);
+    expect(() => createRedisSchemaTransport({ client: { get: () => 1 } }, ctx)).toThrowError(/neither an ioredis client/);
+    // A plain node-redis v5 client is accepted.
+    expect(() => createRedisSchemaTransport({ client: createClient() }, ctx)).not.toThrow();
   });
 });
