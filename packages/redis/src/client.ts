@@ -7,7 +7,7 @@
  * @module
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import { ConfigurationError, ErrorCodes, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
+import { ConfigurationError, ErrorCodes, LightbusError, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
 
 /** One command as sent on the wire: its name, then its arguments. */
 export type Command = readonly [string, ...Array<string | number>];
@@ -272,8 +272,8 @@ export function isReplyError(error: unknown, prefix: string): boolean {
 }
 
 /** Wraps a client-library error into a {@link TransportError} naming the operation. */
-export function wrapError(error: unknown, what: string): TransportError {
-  if (error instanceof TransportError) return error;
+export function wrapError(error: unknown, what: string): LightbusError {
+  if (LightbusError.isInstance(error)) return error;
   return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error))}. Check that Redis is reachable; the operation may be retried.`, {
     cause: error,
   });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { ErrorCodes, TRANSPORT_SPECIFICATION_VERSION, silentLogger, validateConfig } from '@lightbus/core';
-import { createRedisSchemaTransport, redisTransports, resolveOptions, transportPlugin } from '../src/index.js';
+import { createRedisSchemaTransport, decodeEventFields, encodeCall, encodeEventFields, encodeResult, redisTransports, resolveOptions, transportPlugin } from '../src/index.js';
 
 describe('transportPlugin', () => {
   it('is the redis plugin for all four roles, also exported as redisTransports', () => {
@@ -65,5 +65,21 @@ describe('clients passed in', () => {
     expect(() => createRedisSchemaTransport({ client: { get: () => 1 } }, ctx)).toThrowError(/neither an ioredis client/);
     // A plain node-redis v5 client is accepted.
     expect(() => createRedisSchemaTransport({ client: createClient() }, ctx)).not.toThrow();
+  });
+});
+
+describe('the wire codec', () => {
+  it('never writes metadata a Python receiver would choke on', () => {
+    expect(() => encodeEventFields({ id: '', apiName: 'a', eventName: 'e', version: 1, kwargs: {} })).toThrowError(expect.objectContaining({ code: ErrorCodes.MESSAGE_MALFORMED }) as Error);
+    expect(() => encodeEventFields({ id: 'x', apiName: 'a', eventName: 'e', version: 0, kwargs: {} })).toThrowError(/version/);
+    expect(() => encodeCall({ id: 'x', apiName: 'a', procedureName: 'p', returnPath: '', kwargs: {} })).toThrowError(/return_path/);
+    expect(() => encodeResult({ id: 'r', rpcMessageId: '', error: false, result: 1 })).toThrowError(/rpc_message_id/);
+  });
+
+  it('round-trips an event, leaving out undefined parameters', () => {
+    const fields = encodeEventFields({ id: 'x', apiName: 'a.b', eventName: 'e', version: 2, kwargs: { s: 'é', n: null, u: undefined, o: { l: [1] } } });
+    expect(fields).toEqual(['id', 'x', 'api_name', 'a.b', 'event_name', 'e', 'version', '2', ':s', '"é"', ':n', 'null', ':o', '{"l":[1]}']);
+    expect(decodeEventFields(fields)).toEqual({ kind: 'event', message: { id: 'x', apiName: 'a.b', eventName: 'e', version: 2, kwargs: { s: 'é', n: null, o: { l: [1] } } } });
+    expect(decodeEventFields(['', ''])).toEqual({ kind: 'noop' });
   });
 });
