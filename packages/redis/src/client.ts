@@ -7,7 +7,7 @@
  * @module
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import { ErrorCodes, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
+import { ConfigurationError, ErrorCodes, LightbusError, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
 
 /** One command as sent on the wire: its name, then its arguments. */
 export type Command = readonly [string, ...Array<string | number>];
@@ -223,8 +223,26 @@ export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 export function createCommandClient(options: ConnectionOptions, logger: Logger, role: string): CommandClient {
   const where = `${role} transport`;
   if (options.client !== undefined && options.client !== null) {
-    if (isIoredis(options.client)) return new IoredisCommandClient(options.client, false, logger, where);
-    if (isNodeRedis(options.client)) return new NodeRedisCommandClient(options.client, false, logger, where);
+    const client = options.client as Record<string, unknown>;
+    if (isIoredis(options.client)) {
+      const prefix = (client['options'] as { keyPrefix?: string } | undefined)?.keyPrefix;
+      const clusterPrefix = (client['options'] as { redisOptions?: { keyPrefix?: string } } | undefined)?.redisOptions?.keyPrefix;
+      if (prefix || clusterPrefix) {
+        throw new ConfigurationError(
+          'The ioredis client passed to the redis transport has a keyPrefix. The Lightbus protocol has no key prefix (Python services would not see the keys): pass a client without keyPrefix, or use another Redis database.',
+        );
+      }
+      return new IoredisCommandClient(options.client, false, logger, where);
+    }
+    if (isNodeRedis(options.client)) {
+      if ('masters' in client || 'slots' in client) {
+        throw new ConfigurationError('node-redis cluster clients are not supported by the redis transport. Pass an ioredis Cluster, or set { cluster: true, url } instead.');
+      }
+      if ((client['options'] as { RESP?: number } | undefined)?.RESP === 3) {
+        throw new ConfigurationError('The node-redis client passed to the redis transport speaks RESP3. Create it with the default protocol (RESP: 2).');
+      }
+      return new NodeRedisCommandClient(options.client, false, logger, where);
+    }
     throw new TransportError(
       'The redis transport option "client" is neither an ioredis client (Redis, Cluster) nor a node-redis v5 client. Pass one of those, or pass "url" instead.',
       { code: ErrorCodes.CONFIG_INVALID, retryable: false },
@@ -254,8 +272,8 @@ export function isReplyError(error: unknown, prefix: string): boolean {
 }
 
 /** Wraps a client-library error into a {@link TransportError} naming the operation. */
-export function wrapError(error: unknown, what: string): TransportError {
-  if (error instanceof TransportError) return error;
+export function wrapError(error: unknown, what: string): LightbusError {
+  if (LightbusError.isInstance(error)) return error;
   return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error))}. Check that Redis is reachable; the operation may be retried.`, {
     cause: error,
   });

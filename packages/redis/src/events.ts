@@ -249,7 +249,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         const consumers = (await this.redis.send(['XINFO', 'CONSUMERS', stream, name])) as unknown[];
         for (const c of consumers) {
           const idle = Number(fieldOf(c, 'idle'));
-          if (idle > this.settings.consumerTtlMs) {
+          // Unlike Python, a consumer that still holds pending entries is kept: deleting it would
+          // drop them from the group (its group's listeners reclaim them first).
+          if (idle > this.settings.consumerTtlMs && Number(fieldOf(c, 'pending')) === 0) {
             await this.redis.send(['XGROUP', 'DELCONSUMER', stream, name, String(fieldOf(c, 'name'))]);
             this.context.logger.info(`Removed consumer ${String(fieldOf(c, 'name'))} of group ${name} on ${stream}: idle for ${Math.round(idle / 86_400_000)} days.`);
           }
@@ -266,10 +268,17 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     try {
       const exists = Number(await this.redis.send(['EXISTS', stream]));
       if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trim(), '*', '', '']);
-      await this.redis.send(['XGROUP', 'CREATE', stream, loop.group, start]);
-      this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
+      // Create the group and its consumer (this process) in one pipeline, so no cleanup pass
+      // (ours or Python's) sees the group empty and destroys it; the re-read of our pending
+      // entries follows. (CREATECONSUMER needs Redis 6.2; without it the re-read creates it.)
+      const [created] = await this.redis.pipeline([
+        ['XGROUP', 'CREATE', stream, loop.group, start],
+        ['XGROUP', 'CREATECONSUMER', stream, loop.group, loop.consumer],
+      ]);
+      if (created && !created.ok && !isReplyError(created.error, 'BUSYGROUP')) throw created.error;
+      if (created?.ok) this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
     } catch (error) {
-      if (!isReplyError(error, 'BUSYGROUP')) throw wrapError(error, `creating group ${loop.group} on ${stream}`);
+      throw wrapError(error, `creating group ${loop.group} on ${stream}`);
     }
   }
 

@@ -25,7 +25,7 @@ import { MalformedMessage, RETURN_PATH_SCHEME, decodeResult, encodeResult, resul
 /** Longest single BLPOP of a waiting caller, in seconds; the wait repeats until its timeout. */
 const MAX_BLPOP_SECONDS = 5;
 /** Idle blocking connections kept for later waits. */
-const POOL_SIZE = 16;
+const POOL_SIZE = 64;
 
 /** The Redis result transport. Build it with {@link createRedisResultTransport}. */
 export class RedisResultTransport extends RedisTransportBase implements ResultTransport {
@@ -51,7 +51,10 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
       returnPath: `${RETURN_PATH_SCHEME}://${key}`,
       wait: async ({ timeoutMs, signal }) => {
         const deadline = Date.now() + timeoutMs;
+        // One controller per wait (AbortSignal.any per BLPOP is costly on the hot path).
+        const stopAll = new AbortController();
         const onAbort = () => {
+          stopAll.abort();
           for (const c of active) this.releaseBlocking(c, true);
           active.clear();
         };
@@ -69,8 +72,12 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
             }
             let conn: CommandClient;
             try {
-              const stop = AbortSignal.any([...(signal ? [signal] : []), closing, AbortSignal.timeout(left)]);
-              conn = await this.#take(stop);
+              const stop = timed(stopAll.signal, left);
+              try {
+                conn = await this.#take(stop.signal);
+              } finally {
+                stop.dispose();
+              }
             } catch (error) {
               if (LightbusError.isInstance(error) && error.code === ErrorCodes.ABORTED) continue; // reported at the top of the loop
               // Redis unreachable: it may come back before the deadline; try again shortly.
@@ -82,11 +89,12 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
             const chunkMs = Math.min(left, MAX_BLPOP_SECONDS * 1000);
             // The BLPOP ends by its own timeout; when Redis does not answer at all (connection
             // down, the command parked until a reconnect), stop waiting for it a second later.
-            const stop = AbortSignal.any([...(signal ? [signal] : []), closing, AbortSignal.timeout(chunkMs + 1000)]);
+            const stop = timed(stopAll.signal, chunkMs + 1000);
             let reply: [string, string] | null | typeof ABORTED;
             try {
-              reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop);
+              reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop.signal);
             } catch (error) {
+              stop.dispose();
               active.delete(conn);
               this.releaseBlocking(conn, true);
               if (signal?.aborted || closing.aborted || cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
@@ -94,6 +102,7 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
               await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
               continue;
             }
+            stop.dispose();
             active.delete(conn);
             if (reply === ABORTED) {
               this.releaseBlocking(conn, true);
@@ -164,4 +173,20 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
 /** Builds the Redis result transport. */
 export function createRedisResultTransport(options: RedisTransportOptions, context: TransportContext): RedisResultTransport {
   return new RedisResultTransport(options, context);
+}
+
+/** A signal that aborts with `parent` or after `ms`; `dispose` clears the timer and the listener. */
+function timed(parent: AbortSignal, ms: number): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  if (parent.aborted) controller.abort();
+  else parent.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(onAbort, ms);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onAbort);
+    },
+  };
 }

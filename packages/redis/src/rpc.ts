@@ -16,9 +16,6 @@ interface Popped {
   blob: string;
 }
 
-/** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
-const DRAIN = 31;
-
 /** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
   /** Declared capabilities: the expiry key carries the call's deadline. */
@@ -58,9 +55,9 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   /**
    * Yields calls to the given APIs until the signal aborts. One blocking connection per loop:
    * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>` (on a cluster, one BLPOP per queue
-   * in turn), then a non-blocking `LPOP {queue} <n>` drains a burst, then one pipeline of
-   * `PTTL` + `DEL rpc_expiry_key:{id}` per call: a call whose key was already gone has expired
-   * and is dropped silently; the key's remaining TTL becomes the call's deadline.
+   * in turn), then one pipeline of `PTTL` + `DEL rpc_expiry_key:{id}` (with a non-blocking
+   * `LPOP {queue} <n>` that drains a burst, claimed the same way): a call whose key was already
+   * gone has expired and is dropped silently; the key's remaining TTL becomes its deadline.
    */
   async *consume(apiNames: readonly string[], options: RpcConsumeOptions): AsyncIterable<RpcMessage> {
     const signal = AbortSignal.any([options.signal, this.closing.signal]);
@@ -97,7 +94,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
             await this.#giveBack(popped);
             break;
           }
-          const claimed = await abortable(this.#claim(popped), giveUp.signal);
+          const claimed = await abortable(this.#claim(popped, popped[0]!.queue), giveUp.signal);
           if (claimed === ABORTED) break;
           pending = claimed;
           while (pending.length > 0) {
@@ -120,22 +117,21 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
   }
 
-  /** BLPOP one call (or time out), then drain a burst from the same queue without blocking. */
+  /** BLPOP one call, or time out. */
   async #pop(conn: CommandClient, keys: string[]): Promise<Popped[]> {
     // On a cluster each queue is read in turn (a BLPOP may not cross slots): wait less per queue.
     const ms = this.redis.cluster ? Math.max(50, this.settings.blockMs / this.#queueCount) : this.settings.blockMs;
     const seconds = (ms / 1000).toFixed(3);
     const reply = (await conn.send(['BLPOP', ...keys, seconds])) as [string, string] | null;
-    if (!reply) return [];
-    const [queue, blob] = reply;
-    const out: Popped[] = [{ queue, blob }];
-    const more = (await this.redis.send(['LPOP', queue, DRAIN])) as string[] | null;
-    if (more) for (const b of more) out.push({ queue, blob: b });
-    return out;
+    return reply ? [{ queue: reply[0], blob: reply[1] }] : [];
   }
 
-  /** Deletes the expiry keys; returns the calls that may run, in order. */
-  async #claim(popped: Popped[]): Promise<RpcMessage[]> {
+  /**
+   * Deletes the expiry keys; returns the calls that may run, in order. With `drain`, the same
+   * pipeline also takes up to `rpc_batch_size - 1` more calls from that queue (`LPOP {queue} n`),
+   * which are claimed in a second pipeline: a lone call costs one round trip after its BLPOP.
+   */
+  async #claim(popped: Popped[], drain?: string): Promise<RpcMessage[]> {
     const decoded: Array<{ message: RpcMessage; popped: Popped }> = [];
     for (const p of popped) {
       try {
@@ -145,10 +141,12 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { bytes: p.blob.length });
       }
     }
-    if (decoded.length === 0) return [];
-    const commands: Command[] = [];
+    const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
+    const commands: Command[] = draining ? [['LPOP', drain, this.settings.rpcBatchSize - 1]] : [];
     for (const { message } of decoded) commands.push(['PTTL', rpcExpiryKey(message.id)], ['DEL', rpcExpiryKey(message.id)]);
+    if (commands.length === 0) return [];
     const replies = checkReplies(await this.redis.pipeline(commands), 'claiming RPC calls');
+    const more = draining ? ((replies.shift() as string[] | null) ?? []) : [];
     const now = Date.now();
     const out: RpcMessage[] = [];
     decoded.forEach(({ message }, i) => {
@@ -160,6 +158,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       }
       out.push(pttl > 0 ? { ...message, deadline: now + pttl } : message);
     });
+    if (more.length > 0) out.push(...(await this.#claim(more.map((blob) => ({ queue: drain!, blob })))));
     return out;
   }
 
