@@ -9,10 +9,10 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failures = [];
-for (const group of ['packages', 'examples', 'bench', 'test-infra']) {
+for (const group of ['packages', 'examples', 'bench', 'docs', 'test-infra']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
-  const entries = group === 'bench' || group === 'test-infra' ? ['.'] : readdirSync(dir);
+  const entries = group === 'bench' || group === 'docs' || group === 'test-infra' ? ['.'] : readdirSync(dir);
   for (const name of entries) {
     const file = join(dir, name, '.vitest-results.json');
     if (!existsSync(file)) continue;

@@ -28,10 +28,13 @@ export async function runQuickstart(log: (line: string) => void = console.log): 
     log(valid ? 'Password valid!' : 'Oops, bad username or password');
     await authBus.auth.userRegistered.fire({ username: 'admin', email: 'admin@example.com' });
     log('Fired auth.user_registered');
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       heardOnce,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('user_registered was not heard within 10 s')), 10_000)),
-    ]);
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('user_registered was not heard within 10 s')), 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     return { valid, heard };
   } finally {
     await anotherBus.close();

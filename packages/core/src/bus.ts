@@ -38,7 +38,7 @@ import {
   ValidationError,
   describeError,
 } from './errors.js';
-import { Semaphore, sleep } from './internal/async.js';
+import { Semaphore, settleWithin, sleep } from './internal/async.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import { newMessageId, type EventMessage, type Kwargs, type ResultMessage, type RpcMessage } from './messages.js';
 import { toSnakeCase } from './naming.js';
@@ -534,7 +534,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     for (const listener of this.#listeners) listener.controller?.abort();
     const loops = [...this.#workerLoops, ...this.#listeners.flatMap((l) => l.loops)];
     const deadline = Date.now() + timeoutMs;
-    await Promise.race([Promise.allSettled(loops), sleep(timeoutMs)]);
+    await settleWithin(Promise.allSettled(loops), timeoutMs);
     const finished = await this.#drain(Math.max(0, deadline - Date.now()));
     if (!finished) {
       this.logger.warn(`Shutdown: ${this.#inFlight.size} handler(s) still running after ${timeoutMs} ms; their events will be redelivered.`, {
@@ -569,7 +569,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     while (this.#inFlight.size > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await Promise.race([Promise.allSettled([...this.#inFlight]), sleep(left)]);
+      await settleWithin(Promise.allSettled([...this.#inFlight]), left);
     }
     return true;
   }
@@ -727,7 +727,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           listenerName: listener.listenerName,
           events: selectors,
           signal,
-          batchSize: listener.options.batchSize ?? 10,
+          // Left out when not set, so the transport's own default (e.g. redis `batch_size`) applies.
+          ...(listener.options.batchSize === undefined ? {} : { batchSize: listener.options.batchSize }),
           ...(since === undefined ? {} : { since }),
         })) {
           attempt = 0;
@@ -738,15 +739,23 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
               await this.#handBack(listener, batch.slice(i));
               break;
             }
-            void this.#track(this.#handleEvent(listener, batch[i]!).finally(() => semaphore.release()));
+            // The slot frees as soon as the handler settles; the acknowledgement completes in the
+            // background (tracked, so stop() waits for it), letting transports batch acks.
+            let released = false;
+            const release = () => {
+              if (!released) {
+                released = true;
+                semaphore.release();
+              }
+            };
+            void this.#track(this.#handleEvent(listener, batch[i]!, release).finally(release));
           }
         }
+        if (signal.aborted) break;
+        throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the event transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
-        attempt++;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-        this.logger.error(`Listener ${listener.listenerName} lost its transport: ${describeError(error)}. Retrying in ${delay} ms.`);
-        await sleep(delay, signal);
+        await this.#backOff(++attempt, `Listener ${listener.listenerName} lost its transport`, error, signal);
       }
     }
   }
@@ -764,7 +773,14 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     this.logger.debug(`Listener ${listener.listenerName} stopping: handed ${events.length - failed} unstarted event(s) back to the group`, { failed });
   }
 
-  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent): Promise<void> {
+  /** Logs a consume-loop failure and waits before the next attempt (0.5 s doubling, at most 30 s). */
+  async #backOff(attempt: number, what: string, error: unknown, signal: AbortSignal): Promise<void> {
+    const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt - 1, 6));
+    this.logger.error(`${what}: ${describeError(error)}. Retrying in ${delay} ms.`);
+    await sleep(delay, signal);
+  }
+
+  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent, release: () => void): Promise<void> {
     const { message } = received;
     const label = `event ${message.apiName}.${message.eventName}`;
     const apiConfig = this.apiConfig(message.apiName);
@@ -787,8 +803,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         listenerName: listener.listenerName,
       };
       try {
+        this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
         await listener.handler(params, context);
       } catch (error) {
+        release();
         const maxDeliveries = listener.options.maxDeliveries ?? apiConfig.maxDeliveries;
         if (received.deliveryCount >= maxDeliveries) {
           this.logger.error(`Listener ${listener.listenerName} failed on ${label} ${received.deliveryCount} time(s); dead-lettering it: ${describeError(error)}`, {
@@ -805,8 +823,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         }
         return;
       }
+      release();
       await received.ack();
     } catch (error) {
+      release();
       if (error instanceof ValidationError) {
         // A message that does not match the schema will never succeed: dead-letter it at once.
         this.logger.error(`Listener ${listener.listenerName} received an invalid ${label}; dead-lettering it: ${error.message}`, { id: message.id });
@@ -841,12 +861,11 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           void this.#track(this.#serve(message).finally(() => semaphore.release()));
           if (signal.aborted) break;
         }
+        if (signal.aborted) break;
+        throw new LightbusError(ErrorCodes.TRANSPORT_ERROR, 'the RPC transport ended the consume loop without being asked to stop');
       } catch (error) {
         if (signal.aborted) break;
-        attempt++;
-        const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
-        this.logger.error(`Serving RPCs for ${apiNames.join(', ')} failed: ${describeError(error)}. Retrying in ${delay} ms.`);
-        await sleep(delay, signal);
+        await this.#backOff(++attempt, `Serving RPCs for ${apiNames.join(', ')} failed`, error, signal);
       }
     }
   }
@@ -870,6 +889,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       if (apiConfig.validateIncoming) this.#validator.validate(info.parametersSchema, params, `parameters for ${label}`, { apiName: message.apiName });
       params = castFromJson(params, info.castSchema) as Record<string, unknown>;
       const context: RpcContext = { id: message.id, apiName: message.apiName, procedureName: message.procedureName, deadline: message.deadline };
+      this.logger.debug(`Executing ${label}`, { id: message.id });
       const value = await registration.implementation[info.member]!(params, context);
       const json = toJson(value, '$');
       if (apiConfig.validateOutgoing) this.#validator.validate(info.responseSchema, json, `result of ${label}`, { apiName: message.apiName });

@@ -33,7 +33,7 @@ import { ConfigurationError, ErrorCodes } from './errors.js';
 import type { TransportPlugin, TransportRole } from './transports/types.js';
 
 /** Picks a transport plugin and its options: `{ redis: { url: 'redis://...' } }` (one key). */
-export type TransportSelection = Record<string, Record<string, unknown>>;
+export type TransportSelection = Record<string, object>;
 
 /** Validation switches. */
 export interface ValidateConfig {

@@ -95,3 +95,19 @@ export class Semaphore {
     return true;
   }
 }
+
+/**
+ * Waits for `promise` at most `ms`. Resolves true when it settled in time. The timer is cleared
+ * either way, so nothing is left to hold the process open.
+ */
+export async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

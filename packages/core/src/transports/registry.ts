@@ -107,7 +107,7 @@ export class TransportRegistry {
     return instance as Promise<TransportByRole[R]>;
   }
 
-  async #build(role: TransportRole, name: string, options: Record<string, unknown>): Promise<TransportByRole[TransportRole]> {
+  async #build(role: TransportRole, name: string, options: object): Promise<TransportByRole[TransportRole]> {
     const plugin = await this.#plugin(name);
     // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the plugin as `this` below
     const factory = plugin[FACTORY[role]] as ((this: AnyPlugin, o: object, c: TransportContext) => TransportByRole[TransportRole]) | undefined;
@@ -118,7 +118,15 @@ export class TransportRegistry {
       );
     }
     const transport = factory.call(plugin, options, this.#context);
-    if (transport.open) await transport.open();
+    if (transport.open) {
+      try {
+        await transport.open();
+      } catch (error) {
+        // Release whatever the failed open left behind (sockets, timers), then report.
+        await transport.close().catch(() => undefined);
+        throw error;
+      }
+    }
     this.#opened.push(transport);
     return transport;
   }
