@@ -71,6 +71,15 @@ import {
 } from './options.js';
 import { decodeEvent, encodeEvent } from './wire.js';
 
+/** How long one pull request lives on the server (ms). Bounds how long a stopped session can still be delivered to. */
+const PULL_EXPIRES_MS = 1000;
+
+/** Messages a stopping consume loop gives back to its group once its pull requests expired. */
+interface HandBack {
+  messages: JsMsg[];
+  flushed: boolean;
+}
+
 /** The headers stored with each dead-lettered event. */
 export const DEAD_LETTER_HEADERS = {
   /** The error (or the reason the transport gave up), one line. */
@@ -364,6 +373,11 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     const js = nc.jetstream();
     const queue: JsMsg[] = [];
     const held = new Set<JsMsg>();
+    // Messages to give back to the group when this loop stops (received but not started, or
+    // nacked without delay while stopping). NAKed while our pull request is still open on the
+    // server, JetStream would redeliver them straight into this closing session, where they would
+    // sit until acknowledgement_timeout; so they are NAKed once that request has expired.
+    const handBack: HandBack = { messages: [], flushed: false };
     const notifier = new Notifier();
     const sessions: ConsumerMessages[] = [];
     let failure: unknown;
@@ -379,13 +393,12 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
           const consumer = await js.consumers.get(eventStreamName(this.resolved, apiName), durable);
           messages = await consumer.consume({
             max_messages: batchSize,
+            // Short-lived pull requests: after a stop, the server must not keep delivering to
+            // this (closed) session's inbox for long. See the hand-back in `finally` below.
+            expires: PULL_EXPIRES_MS,
             callback: (m) => {
               if (stop.aborted) {
-                try {
-                  m.nak();
-                } catch {
-                  // Draining: it comes back after acknowledgement_timeout.
-                }
+                handBack.messages.push(m);
                 return;
               }
               queue.push(m);
@@ -433,7 +446,7 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
         const batch: ReceivedEvent[] = [];
         while (queue.length > 0 && batch.length < batchSize) {
           const m = queue.shift()!;
-          const received = await this.#receive(m, byApi, group, held);
+          const received = await this.#receive(m, byApi, group, held, stop, handBack);
           if (received) batch.push(received);
         }
         if (batch.length > 0) yield batch;
@@ -441,13 +454,20 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     } finally {
       if (keepAlive) clearInterval(keepAlive);
       await Promise.allSettled(sessions.map((s) => s.close()));
-      // Received but never yielded: hand them back at once rather than after the ack timeout.
+      // Received but never yielded, or handed back by the runtime: NAK them once the pull
+      // requests of this session have expired on the server, so another consumer gets them now
+      // rather than after the acknowledgement timeout.
       for (const m of queue.splice(0)) {
         held.delete(m);
+        handBack.messages.push(m);
+      }
+      if (handBack.messages.length > 0) await new Promise((r) => setTimeout(r, PULL_EXPIRES_MS + 250));
+      handBack.flushed = true;
+      for (const m of handBack.messages.splice(0)) {
         try {
           if (!nc.isClosed()) m.nak();
         } catch {
-          // Draining: they come back after acknowledgement_timeout instead.
+          // Draining: it comes back after acknowledgement_timeout instead.
         }
       }
       if (stop.aborted) logger.debug(`Listener group ${group} stopped consuming`);
@@ -468,7 +488,14 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
   }
 
   /** Turns one JetStream message into a received event, or settles it here (unwanted, malformed, too many deliveries). */
-  async #receive(m: JsMsg, byApi: Map<string, Set<string>>, group: string, held: Set<JsMsg>): Promise<ReceivedEvent | null> {
+  async #receive(
+    m: JsMsg,
+    byApi: Map<string, Set<string>>,
+    group: string,
+    held: Set<JsMsg>,
+    stop: AbortSignal,
+    handBack: HandBack,
+  ): Promise<ReceivedEvent | null> {
     const deliveryCount = m.info.deliveryCount;
     const settleHere = async (what: () => Promise<void>) => {
       held.delete(m);
@@ -516,7 +543,12 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
           if (!this.resolved.ackConfirm) return m.ack();
           if (!(await m.ackAck())) throw new Error('JetStream did not confirm the acknowledgement');
         }),
-      nack: ({ delayMs }) => once('retrying', async () => m.nak(Math.max(0, Math.round(delayMs)))),
+      nack: ({ delayMs }) =>
+        once('retrying', async () => {
+          // While the loop stops, a prompt retry waits for the hand-back (see consume()).
+          if (stop.aborted && delayMs < PULL_EXPIRES_MS + 250 && !handBack.flushed) handBack.messages.push(m);
+          else m.nak(Math.max(0, Math.round(delayMs)));
+        }),
       deadLetter: (error) => once('dead-lettering', () => this.#deadLetter(m, group, error)),
     };
   }
