@@ -95,17 +95,18 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
               reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop.signal);
             } catch (error) {
               stop.dispose();
-              active.delete(conn);
-              this.releaseBlocking(conn, true);
+              if (active.delete(conn)) this.releaseBlocking(conn, true);
               if (signal?.aborted || closing.aborted || cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
               this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
               await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
               continue;
             }
             stop.dispose();
-            active.delete(conn);
-            if (reply === ABORTED) {
-              this.releaseBlocking(conn, true);
+            // Not ours any more when cancel() or an abort released it meanwhile: it is closed and
+            // must not go back to the pool.
+            const stillOurs = active.delete(conn);
+            if (reply === ABORTED || !stillOurs) {
+              if (stillOurs) this.releaseBlocking(conn, true);
               continue; // reported at the top of the loop
             }
             this.#give(conn);
