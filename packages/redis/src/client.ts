@@ -62,11 +62,34 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
 
 const errorListeners = new WeakSet<object>();
 
+/** The last error each client emitted: the real reason behind a later "Connection is closed". */
+const lastErrors = new WeakMap<object, unknown>();
+
+/**
+ * A client error safe to keep as `cause`: ioredis attaches the failed command to its errors, and
+ * for AUTH / HELLO that includes the password, so those are replaced by a plain copy.
+ */
+function safeCause(error: unknown): unknown {
+  const command = (error as { command?: { name?: unknown } } | null)?.command;
+  if (command && typeof command.name === 'string' && /^(auth|hello)$/i.test(command.name)) {
+    const copy = new Error(redactUrl((error as Error).message));
+    copy.name = (error as Error).name;
+    return copy;
+  }
+  return error;
+}
+
+/** True for Redis's refusals of credentials or permissions (not worth retrying). */
+function isAuthError(error: unknown): boolean {
+  return /WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username-password/i.test(describeError(error));
+}
+
 function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) => void): unknown }, logger: Logger, where: string): void {
   if (errorListeners.has(emitter)) return;
   errorListeners.add(emitter);
   let last = 0;
   emitter.on('error', (error: unknown) => {
+    lastErrors.set(emitter, error);
     // The client reconnects by itself; log at most once every 5 s so a dead server does not flood.
     const now = Date.now();
     if (now - last < 5000) return;
@@ -121,7 +144,21 @@ class IoredisCommandClient implements CommandClient {
 
   async connect(): Promise<void> {
     const status = this.#client.status;
-    if (status === 'wait' || status === 'end' || status === 'close') await this.#client.connect();
+    if (status !== 'wait' && status !== 'end' && status !== 'close') return;
+    try {
+      await this.#client.connect();
+    } catch (error) {
+      // ioredis often rejects with "Connection is closed" while the reason (a refused password,
+      // say) came as an 'error' event: report that reason.
+      const reason = lastErrors.get(this.#client) ?? error;
+      if (isAuthError(reason)) {
+        throw new TransportError(
+          `Redis refused the connection (${this.#where}): ${redactUrl(describeError(reason)).replace(/\.+$/, '')}. Check the username and password in the url (or the ACL rules); retrying will not help.`,
+          { cause: safeCause(reason), retryable: false },
+        );
+      }
+      throw wrapError(reason, `connecting (${this.#where})`);
+    }
   }
 
   async close(): Promise<void> {
@@ -274,8 +311,8 @@ export function isReplyError(error: unknown, prefix: string): boolean {
 /** Wraps a client-library error into a {@link TransportError} naming the operation. */
 export function wrapError(error: unknown, what: string): LightbusError {
   if (LightbusError.isInstance(error)) return error;
-  return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error))}. Check that Redis is reachable; the operation may be retried.`, {
-    cause: error,
+  return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error)).replace(/\.+$/, '')}. Check that Redis is reachable; the operation may be retried.`, {
+    cause: safeCause(error),
   });
 }
 

@@ -30,9 +30,7 @@ describe('redis result transport: the blocking-connection pool', () => {
         Array.from({ length: 20 }, async (_, i) => {
           const pending = await caller.prepare({ ...rpc, id: `${rpc.id}-${i}` });
           const waiting = pending.wait({ timeoutMs: 5000 });
-          await worker.send(pending.returnPath, { id: newMessageId(), rpcMessageId: `${rpc.id}-${i}`, error: false, result: i }, {
-            rpc: { ...rpc, kwargs: {}, returnPath: pending.returnPath },
-          });
+          await worker.send(pending.returnPath, { id: newMessageId(), rpcMessageId: `${rpc.id}-${i}`, error: false, result: i });
           return (await waiting).result;
         }),
       );
