@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import { ErrorCodes, LightbusError, redactUrl, type TransportContext } from '@lightbus/core';
 import { createCommandClient, wrapError, type CommandClient } from './client.js';
 import { resolveOptions, type RedisTransportOptions, type ResolvedRedisOptions } from './options.js';
@@ -28,6 +29,8 @@ export abstract class RedisTransportBase {
    * @param role shown in logs and errors
    */
   constructor(options: RedisTransportOptions, context: TransportContext, role: string) {
+    // Every waiting caller listens for the close: many concurrent calls are normal, not a leak.
+    setMaxListeners(0, this.closing.signal);
     this.settings = resolveOptions(options);
     this.context = context;
     this.#role = role;

@@ -25,7 +25,7 @@ export interface CommandClient {
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
-  pipeline(commands: readonly Command[]): Promise<PipelineReply[]>;
+  pipeline(commands: readonly Command[], options?: PipelineOptions): Promise<PipelineReply[]>;
   /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
   duplicate(): CommandClient;
   /** Connects (no-op when already connected). */
@@ -61,6 +61,16 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
 }
 
 const errorListeners = new WeakSet<object>();
+
+/** Options of {@link CommandClient.pipeline}. */
+export interface PipelineOptions {
+  /**
+   * When other pipelines are in flight on the connection, share a write with the commands issued
+   * in the same tick (ioredis auto-pipelining): more throughput when many callers write at once;
+   * a lone caller still writes at once.
+   */
+  coalesce?: boolean;
+}
 
 /** The last error each client emitted: the real reason behind a later "Connection is closed". */
 const lastErrors = new WeakMap<object, unknown>();
@@ -100,6 +110,8 @@ function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) =>
 
 class IoredisCommandClient implements CommandClient {
   readonly cluster: boolean;
+  /** Pipelines sent and not yet answered (decides whether to coalesce). */
+  #inFlight = 0;
   readonly #client: Redis | Cluster;
   readonly #owned: boolean;
   readonly #logger: Logger;
@@ -119,18 +131,31 @@ class IoredisCommandClient implements CommandClient {
     return this.#client.call(name, ...args);
   }
 
-  async pipeline(commands: readonly Command[]): Promise<PipelineReply[]> {
+  async pipeline(commands: readonly Command[], options: PipelineOptions = {}): Promise<PipelineReply[]> {
     if (this.cluster) {
       // Keys of one pipeline may live on several nodes: send each on its own; ioredis still
       // batches commands issued in the same tick per node when auto-pipelining is on.
       const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
       return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
     }
-    const pipeline = this.#client.pipeline();
-    for (const [name, ...args] of commands) void pipeline.call(name, ...args);
-    const replies = await pipeline.exec();
-    if (!replies) throw new Error('The pipeline was not executed');
-    return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+    this.#inFlight++;
+    try {
+      if (options.coalesce && this.#inFlight > 1 && this.#client.options.enableAutoPipelining) {
+        // Others are writing too: auto-pipelining sends every command issued in this tick in
+        // one write, across callers, which an explicit pipeline per caller would not. (A lone
+        // caller keeps the explicit pipeline: it is written at once, without waiting a tick.)
+        // Commands on one connection keep their order.
+        const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
+        return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
+      }
+      const pipeline = this.#client.pipeline();
+      for (const [name, ...args] of commands) void pipeline.call(name, ...args);
+      const replies = await pipeline.exec();
+      if (!replies) throw new Error('The pipeline was not executed');
+      return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+    } finally {
+      this.#inFlight--;
+    }
   }
 
   duplicate(): CommandClient {

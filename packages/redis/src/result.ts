@@ -147,7 +147,7 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
         await this.redis.pipeline([
           ['LPUSH', key, encodeResult(result)],
           ['EXPIRE', key, Math.max(1, Math.ceil(this.settings.resultTtlS))],
-        ]),
+        ], { coalesce: true }),
         'sending an RPC result',
       );
     } catch (error) {

@@ -46,7 +46,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         // Two keys in two slots: keep the order by waiting for the key before pushing the call.
         await this.redis.send(set);
         await this.redis.send(push);
-      } else checkReplies(await this.redis.pipeline([set, push]), `sending RPC ${message.apiName}.${message.procedureName}()`);
+      } else checkReplies(await this.redis.pipeline([set, push], { coalesce: true }), `sending RPC ${message.apiName}.${message.procedureName}()`);
     } catch (error) {
       throw wrapError(error, `sending RPC ${message.apiName}.${message.procedureName}()`);
     }
