@@ -165,6 +165,12 @@ export class RemoteError extends LightbusError {
   readonly remoteError: string;
   /** The remote stack trace, when it sent one. */
   readonly remoteTrace: string | undefined;
+  /**
+   * The Lightbus error code of the remote failure, when the server is a Lightbus for TypeScript
+   * worker that failed with one (e.g. `LB_VALIDATION_FAILED` when the worker rejected the
+   * arguments); `undefined` for an ordinary exception or a Python server.
+   */
+  readonly remoteCode: ErrorCode | undefined;
 
   /**
    * @param message summary naming the RPC
@@ -176,6 +182,8 @@ export class RemoteError extends LightbusError {
     super(ErrorCodes.REMOTE_ERROR, message, options);
     this.remoteError = remoteError;
     this.remoteTrace = remoteTrace;
+    const code = /^\w+\('\[(LB_[A-Z_]+)\] /.exec(remoteError)?.[1];
+    this.remoteCode = code !== undefined && (Object.values(ErrorCodes) as string[]).includes(code) ? (code as ErrorCode) : undefined;
   }
 }
 

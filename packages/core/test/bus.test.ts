@@ -274,3 +274,24 @@ describe('class-style APIs', () => {
     expect(() => bus.registerApi(objectAuthApi)).toThrow(/no method "checkPassword"/);
   });
 });
+
+describe('remote error codes', () => {
+  it('tells the caller when the worker rejected the arguments (remoteCode)', async () => {
+    const broker = freshBroker();
+    const server = makeBus([], broker);
+    server.registerApi(authApi, {
+      checkPassword: () => true,
+      echo: ({ value }) => value,
+      fail: ({ message }) => {
+        throw new Error(message);
+      },
+    });
+    await server.start();
+    // The caller has no definition (so no local validation): the worker validates and refuses.
+    const client = makeBus([], broker, { validate: { outgoing: false } });
+    const error = await client.api('my_company.auth').call('check_password', { username: 1 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCodes.REMOTE_ERROR, remoteCode: ErrorCodes.VALIDATION_FAILED });
+    const plain = await client.api('my_company.auth').call('fail', { message: 'x' }, { timeout: 2 }).catch((e: unknown) => e);
+    expect(plain).toMatchObject({ code: ErrorCodes.REMOTE_ERROR, remoteError: "Error('x')", remoteCode: undefined });
+  });
+});
