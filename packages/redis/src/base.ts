@@ -1,0 +1,93 @@
+/**
+ * What every Redis transport shares: its command connection, its blocking connections, open and
+ * close, and a backoff for loops that hit errors.
+ *
+ * @module
+ */
+import { ErrorCodes, LightbusError, redactUrl, type TransportContext } from '@lightbus/core';
+import { createCommandClient, wrapError, type CommandClient } from './client.js';
+import { resolveOptions, type RedisTransportOptions, type ResolvedRedisOptions } from './options.js';
+
+/** The common part of the four Redis transports. */
+export abstract class RedisTransportBase {
+  /** Options with defaults applied. */
+  protected readonly settings: ResolvedRedisOptions;
+  /** The service and process names and the logger. */
+  protected readonly context: TransportContext;
+  /** The shared (non-blocking, auto-pipelined) connection. */
+  protected readonly redis: CommandClient;
+  /** Aborts when the transport closes. */
+  protected readonly closing = new AbortController();
+  readonly #blocking = new Set<CommandClient>();
+  readonly #role: string;
+  #opened: Promise<void> | undefined;
+
+  /**
+   * @param options the transport options
+   * @param context service and process names, logger
+   * @param role shown in logs and errors
+   */
+  constructor(options: RedisTransportOptions, context: TransportContext, role: string) {
+    this.settings = resolveOptions(options);
+    this.context = context;
+    this.#role = role;
+    this.redis = createCommandClient(options, context.logger, role);
+  }
+
+  /** Connects the shared connection. Safe to call more than once. */
+  open(): Promise<void> {
+    this.#opened ??= this.redis.connect().catch((error: unknown) => {
+      this.#opened = undefined;
+      throw wrapError(error, `connecting the ${this.#role} transport`);
+    });
+    return this.#opened;
+  }
+
+  /** Fails with LB_CLOSED after close(). */
+  protected assertOpen(): void {
+    if (this.closing.signal.aborted) {
+      throw new LightbusError(ErrorCodes.CLOSED, `The redis ${this.#role} transport is closed. Create a new bus (or transport) to use Redis again.`);
+    }
+  }
+
+  /** A dedicated connection for blocking commands; released with {@link releaseBlocking}. */
+  protected async acquireBlocking(): Promise<CommandClient> {
+    this.assertOpen();
+    await this.open();
+    const client = await this.redis.duplicate().catch((error: unknown) => {
+      throw wrapError(error, `opening a blocking connection for the ${this.#role} transport`);
+    });
+    this.#blocking.add(client);
+    if (this.closing.signal.aborted) {
+      this.releaseBlocking(client, true);
+      this.assertOpen();
+    }
+    return client;
+  }
+
+  /** Closes a blocking connection (at once when `destroy`, e.g. to end a blocking command). */
+  protected releaseBlocking(client: CommandClient, destroy = false): void {
+    this.#blocking.delete(client);
+    if (destroy) client.destroy();
+    else void client.close().catch(() => client.destroy());
+  }
+
+  /** Ends every loop and closes every connection this transport opened. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closing.signal.aborted) return;
+    this.closing.abort();
+    for (const client of this.#blocking) client.destroy();
+    this.#blocking.clear();
+    await this.redis.close();
+  }
+
+  /** Describes an error for a log line without secrets. */
+  protected describe(error: unknown): string {
+    return redactUrl(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Exponential backoff for loops: 100 ms doubling to 5 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+}

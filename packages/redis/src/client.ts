@@ -1,0 +1,264 @@
+/**
+ * One small command interface over the two Redis clients we accept: ioredis (`Redis` or
+ * `Cluster`) and node-redis v5 (`createClient()` from the `redis` package). Every transport talks
+ * to Redis only through {@link CommandClient}, with raw command arrays, so the wire format is
+ * written in one place and does not depend on a client library's command helpers.
+ *
+ * @module
+ */
+import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import { ErrorCodes, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
+
+/** One command as sent on the wire: its name, then its arguments. */
+export type Command = readonly [string, ...Array<string | number>];
+
+/** What one command of a pipeline gave back: a reply, or the error Redis answered with. */
+export type PipelineReply = { ok: true; value: unknown } | { ok: false; error: Error };
+
+/** The commands the transports need, whichever client library carries them. */
+export interface CommandClient {
+  /** True when the client talks to a Redis Cluster (multi-key commands must stay in one slot). */
+  readonly cluster: boolean;
+  /** Sends one command and resolves with its reply; rejects with the client's error. */
+  send(command: Command): Promise<unknown>;
+  /**
+   * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
+   * one reply per command, in order. On a cluster the commands may go to several nodes.
+   */
+  pipeline(commands: readonly Command[]): Promise<PipelineReply[]>;
+  /** A new connection of the same kind, for blocking commands. Owned by the caller. */
+  duplicate(): Promise<CommandClient>;
+  /** Connects (no-op when already connected). */
+  connect(): Promise<void>;
+  /** Closes the connection gracefully when this client owns it. */
+  close(): Promise<void>;
+  /** Drops the connection at once (ends a blocking command). Only when owned. */
+  destroy(): void;
+}
+
+/** The node-redis v5 client surface we use (kept structural so `redis` stays optional). */
+export interface NodeRedisLike {
+  sendCommand(args: ReadonlyArray<string>): Promise<unknown>;
+  duplicate(): NodeRedisLike;
+  connect(): Promise<unknown>;
+  readonly isOpen: boolean;
+  close?(): Promise<void>;
+  quit?(): Promise<unknown>;
+  destroy?(): void;
+  disconnect?(): Promise<void>;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+}
+
+/** A client a user may pass in the `client` option. */
+export type AcceptedClient = Redis | Cluster | NodeRedisLike;
+
+function isIoredis(client: unknown): client is Redis | Cluster {
+  return client instanceof Redis || client instanceof Cluster || (typeof client === 'object' && client !== null && typeof (client as Redis).call === 'function' && typeof (client as Redis).pipeline === 'function');
+}
+
+function isNodeRedis(client: unknown): client is NodeRedisLike {
+  return typeof client === 'object' && client !== null && typeof (client as NodeRedisLike).sendCommand === 'function' && typeof (client as NodeRedisLike).duplicate === 'function';
+}
+
+const errorListeners = new WeakSet<object>();
+
+function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) => void): unknown }, logger: Logger, where: string): void {
+  if (errorListeners.has(emitter)) return;
+  errorListeners.add(emitter);
+  let last = 0;
+  emitter.on('error', (error: unknown) => {
+    // The client reconnects by itself; log at most once every 5 s so a dead server does not flood.
+    const now = Date.now();
+    if (now - last < 5000) return;
+    last = now;
+    logger.warn(`Redis connection problem (${where}): ${redactUrl(describeError(error))}. Reconnecting.`);
+  });
+}
+
+class IoredisCommandClient implements CommandClient {
+  readonly cluster: boolean;
+  readonly #client: Redis | Cluster;
+  readonly #owned: boolean;
+  readonly #logger: Logger;
+  readonly #where: string;
+
+  constructor(client: Redis | Cluster, owned: boolean, logger: Logger, where: string) {
+    this.#client = client;
+    this.#owned = owned;
+    this.#logger = logger;
+    this.#where = where;
+    this.cluster = client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true;
+    watchErrors(client, logger, where);
+  }
+
+  send(command: Command): Promise<unknown> {
+    const [name, ...args] = command;
+    return this.#client.call(name, ...args);
+  }
+
+  async pipeline(commands: readonly Command[]): Promise<PipelineReply[]> {
+    if (this.cluster) {
+      // Keys of one pipeline may live on several nodes: send each on its own; ioredis still
+      // batches commands issued in the same tick per node when auto-pipelining is on.
+      const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
+      return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
+    }
+    const pipeline = this.#client.pipeline();
+    for (const [name, ...args] of commands) void pipeline.call(name, ...args);
+    const replies = await pipeline.exec();
+    if (!replies) throw new Error('The pipeline was not executed');
+    return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+  }
+
+  async duplicate(): Promise<CommandClient> {
+    // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
+    const copy: Redis | Cluster =
+      this.#client instanceof Cluster
+        ? this.#client.duplicate()
+        : this.#client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: true });
+    const client = new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
+    await client.connect();
+    return client;
+  }
+
+  async connect(): Promise<void> {
+    const status = this.#client.status;
+    if (status === 'wait' || status === 'end' || status === 'close') await this.#client.connect();
+  }
+
+  async close(): Promise<void> {
+    if (!this.#owned) return;
+    try {
+      if (this.#client.status !== 'end') await this.#client.quit();
+    } catch {
+      this.#client.disconnect();
+    }
+  }
+
+  destroy(): void {
+    if (this.#owned) this.#client.disconnect();
+  }
+}
+
+class NodeRedisCommandClient implements CommandClient {
+  readonly cluster = false;
+  readonly #client: NodeRedisLike;
+  readonly #owned: boolean;
+  readonly #logger: Logger;
+  readonly #where: string;
+
+  constructor(client: NodeRedisLike, owned: boolean, logger: Logger, where: string) {
+    this.#client = client;
+    this.#owned = owned;
+    this.#logger = logger;
+    this.#where = where;
+    watchErrors(client, logger, where);
+  }
+
+  send(command: Command): Promise<unknown> {
+    return this.#client.sendCommand(command.map(String));
+  }
+
+  async pipeline(commands: readonly Command[]): Promise<PipelineReply[]> {
+    // node-redis writes every command issued in one tick in one go: this is a pipeline on the wire.
+    const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
+    return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
+  }
+
+  async duplicate(): Promise<CommandClient> {
+    const client = new NodeRedisCommandClient(this.#client.duplicate(), true, this.#logger, `${this.#where}, blocking`);
+    await client.connect();
+    return client;
+  }
+
+  async connect(): Promise<void> {
+    if (!this.#client.isOpen) await this.#client.connect();
+  }
+
+  async close(): Promise<void> {
+    if (!this.#owned || !this.#client.isOpen) return;
+    try {
+      if (this.#client.close) await this.#client.close();
+      else if (this.#client.quit) await this.#client.quit();
+    } catch {
+      this.destroy();
+    }
+  }
+
+  destroy(): void {
+    if (!this.#owned) return;
+    try {
+      if (this.#client.destroy) this.#client.destroy();
+      else void this.#client.disconnect?.().catch(() => undefined);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** How to reach Redis: a URL (we own the connection) or a client the user passes in. */
+export interface ConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://...`. */
+  url?: string | undefined;
+  /** An existing ioredis client (Redis or Cluster) or node-redis v5 client. Not closed by us. */
+  client?: unknown;
+  /** Treat `url` as the seed node of a Redis Cluster. */
+  cluster?: boolean | undefined;
+}
+
+/** The default Redis URL, as in Python Lightbus. */
+export const DEFAULT_URL = 'redis://127.0.0.1:6379';
+
+/** Builds the command client for a transport. */
+export function createCommandClient(options: ConnectionOptions, logger: Logger, role: string): CommandClient {
+  const where = `${role} transport`;
+  if (options.client !== undefined && options.client !== null) {
+    if (isIoredis(options.client)) return new IoredisCommandClient(options.client, false, logger, where);
+    if (isNodeRedis(options.client)) return new NodeRedisCommandClient(options.client, false, logger, where);
+    throw new TransportError(
+      'The redis transport option "client" is neither an ioredis client (Redis, Cluster) nor a node-redis v5 client. Pass one of those, or pass "url" instead.',
+      { code: ErrorCodes.CONFIG_INVALID, retryable: false },
+    );
+  }
+  const url = options.url ?? DEFAULT_URL;
+  const common: RedisOptions = { lazyConnect: true, enableAutoPipelining: true, connectionName: 'lightbus' };
+  if (options.cluster) {
+    const parsed = new URL(url);
+    const redisOptions: RedisOptions = { ...common };
+    if (parsed.username) redisOptions.username = decodeURIComponent(parsed.username);
+    if (parsed.password) redisOptions.password = decodeURIComponent(parsed.password);
+    if (parsed.protocol === 'rediss:') redisOptions.tls = {};
+    const cluster = new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      redisOptions,
+    });
+    return new IoredisCommandClient(cluster, true, logger, `${where} ${redactUrl(url)}`);
+  }
+  return new IoredisCommandClient(new Redis(url, common), true, logger, `${where} ${redactUrl(url)}`);
+}
+
+/** True when `error` is a Redis error reply starting with `prefix` (e.g. `BUSYGROUP`). */
+export function isReplyError(error: unknown, prefix: string): boolean {
+  return error instanceof Error && error.message.startsWith(prefix);
+}
+
+/** Wraps a client-library error into a {@link TransportError} naming the operation. */
+export function wrapError(error: unknown, what: string): TransportError {
+  if (error instanceof TransportError) return error;
+  return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error))}. Check that Redis is reachable; the operation may be retried.`, {
+    cause: error,
+  });
+}
+
+/** Throws the first failed reply of a pipeline, wrapped. */
+export function checkReplies(replies: PipelineReply[], what: string): unknown[] {
+  return replies.map((r) => {
+    if (!r.ok) throw wrapError(r.error, what);
+    return r.value;
+  });
+}
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}

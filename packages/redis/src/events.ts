@@ -1,0 +1,669 @@
+/**
+ * Events over Redis Streams, in the Python Lightbus format, with consumer groups
+ * (`{service}-{listener}`), acknowledgement after the handler, reclaim of abandoned entries,
+ * delayed retries, a dead-letter stream and history.
+ *
+ * @module
+ */
+import {
+  ErrorCodes,
+  Notifier,
+  TimeoutError,
+  describeError,
+  sleep,
+  type EventCapabilities,
+  type EventMessage,
+  type EventSendOptions,
+  type EventSubscription,
+  type EventTransport,
+  type HistoricalEvent,
+  type HistoryQuery,
+  type ReceivedEvent,
+  type StartPosition,
+  type TransportContext,
+} from '@lightbus/core';
+import { isReplyError, wrapError, type Command, type CommandClient } from './client.js';
+import { RedisTransportBase, backoffMs } from './base.js';
+import type { RedisTransportOptions } from './options.js';
+import { deadLetterKey, decodeEventFields, encodeEventFields, streamIdTime, streamKey } from './wire.js';
+
+/** A raw stream entry: its id and its flat field/value list (null when the entry was deleted). */
+type RawEntry = [id: string, fields: string[] | null];
+/** A raw XREADGROUP/XREAD reply. */
+type ReadReply = Array<[stream: string, entries: RawEntry[]]> | null;
+/** One row of the extended XPENDING form. */
+type PendingRow = [id: string, consumer: string, idleMs: number, deliveries: number];
+
+/** The Lua script Python Lightbus uses to destroy a group that has no consumers left. */
+const DESTROY_EMPTY_GROUP = `
+local stream_name = KEYS[1]
+local group_name = ARGV[1]
+local consumers = redis.call('xinfo', 'consumers', stream_name, group_name)
+if table.getn(consumers) == 0 then
+    redis.call('xgroup', 'destroy', stream_name, group_name)
+end
+`;
+
+/** Largest possible sequence part of a stream id. */
+const MAX_SEQ = '18446744073709551615';
+
+/** A batch on its way to the listener, with a hook called when it was handed over. */
+interface Ready {
+  events: ReceivedEvent[];
+  taken?: () => void;
+}
+
+/** State of one consume loop. */
+interface Loop {
+  group: string;
+  consumer: string;
+  streams: string[];
+  wanted: Set<string>;
+  batchSize: number;
+  signal: AbortSignal;
+  ready: Ready[];
+  notifier: Notifier;
+  /** The last id delivered per stream: where a group is recreated after NOGROUP. */
+  lastIds: Map<string, string>;
+  /** Entries currently held by a nack timer (not reclaimed from ourselves meanwhile). */
+  timers: Set<NodeJS.Timeout>;
+  listenerName: string;
+}
+
+/** The Redis event transport. Build it with {@link createRedisEventTransport}. */
+export class RedisEventTransport extends RedisTransportBase implements EventTransport {
+  /**
+   * Declared capabilities. `durable` holds when Redis persists (AOF with `appendfsync everysec`
+   * or `always`); with RDB snapshots only, events since the last snapshot are lost on a crash.
+   */
+  readonly capabilities: EventCapabilities = {
+    consumerGroups: true,
+    history: true,
+    replay: true,
+    deadLetter: true,
+    redelivery: true,
+    durable: true,
+  };
+  readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> }>();
+  #ackScheduled = false;
+
+  /**
+   * @param options see {@link RedisTransportOptions}
+   * @param context service and process names, logger
+   */
+  constructor(options: RedisTransportOptions, context: TransportContext) {
+    super(options, context, 'event');
+  }
+
+  /** The stream an event goes to. */
+  streamOf(apiName: string, eventName: string): string {
+    return streamKey(apiName, eventName, this.settings.streamUse);
+  }
+
+  /**
+   * `XADD {stream} MAXLEN ~ <max> * id <id> api_name <api> event_name <event> version <v> :<param> <json> ...`.
+   * Concurrent sends share round trips (the connection auto-pipelines).
+   */
+  async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
+    this.assertOpen();
+    const stream = this.streamOf(message.apiName, message.eventName);
+    const command: Command = ['XADD', stream, ...this.#trim(), '*', ...encodeEventFields(message)];
+    const sending = this.redis.send(command);
+    try {
+      if (options.timeoutMs === undefined) await sending;
+      else {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new TimeoutError(`Redis did not accept event ${message.apiName}.${message.eventName} within ${options.timeoutMs} ms. Check that Redis is reachable.`, { code: ErrorCodes.TRANSPORT_ERROR })),
+            options.timeoutMs,
+          );
+        });
+        try {
+          await Promise.race([sending, timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    } catch (error) {
+      if (error instanceof TimeoutError) throw error;
+      throw wrapError(error, `sending event ${message.apiName}.${message.eventName}`);
+    }
+  }
+
+  #trim(): string[] {
+    return this.settings.maxStreamLength === null ? [] : ['MAXLEN', '~', String(this.settings.maxStreamLength)];
+  }
+
+  /**
+   * Yields batches for one listener group. Start-up, as Python does: a cleanup pass, a reclaim
+   * pass, then per stream `EXISTS` (+ the no-op `XADD {stream} * "" ""` when missing),
+   * `XGROUP CREATE {stream} {group} <start>` (BUSYGROUP ignored) and at once
+   * `XREADGROUP ... STREAMS {stream} 0` to re-read this consumer's unacknowledged entries. Then
+   * `XREADGROUP ... COUNT n BLOCK ms STREAMS ... >` in a loop on a dedicated connection, a reclaim
+   * pass every `reclaim_interval`, and nacked entries re-claimed to this consumer after their delay.
+   */
+  async *consume(subscription: EventSubscription): AsyncIterable<readonly ReceivedEvent[]> {
+    const stop = new AbortController();
+    const signal = AbortSignal.any([subscription.signal, this.closing.signal, stop.signal]);
+    if (signal.aborted) return;
+    await this.open();
+    const streams = [...new Set(subscription.events.map((e) => this.streamOf(e.apiName, e.eventName)))];
+    const loop: Loop = {
+      group: `${this.context.serviceName}-${subscription.listenerName}`,
+      consumer: this.context.processName,
+      streams,
+      wanted: new Set(subscription.events.map((e) => `${e.apiName}\u0000${e.eventName}`)),
+      batchSize: Math.max(1, subscription.batchSize ?? this.settings.batchSize),
+      signal,
+      ready: [],
+      notifier: new Notifier(),
+      lastIds: new Map(),
+      timers: new Set(),
+      listenerName: subscription.listenerName,
+    };
+    const tasks: Array<Promise<void>> = [];
+    try {
+      await this.#startUp(loop, subscription.since);
+      const readers = this.redis.cluster ? streams.map((s) => [s]) : [streams];
+      for (const r of readers) tasks.push(this.#readLoop(loop, r));
+      tasks.push(this.#reclaimLoop(loop));
+      while (!signal.aborted) {
+        const next = loop.ready.shift();
+        if (!next) {
+          await loop.notifier.wait(signal);
+          continue;
+        }
+        next.taken?.();
+        if (next.events.length > 0) yield next.events;
+      }
+    } finally {
+      stop.abort();
+      for (const t of loop.timers) clearTimeout(t);
+      loop.timers.clear();
+      for (const r of loop.ready) r.taken?.();
+      await Promise.allSettled(tasks);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Start-up
+
+  async #startUp(loop: Loop, since: StartPosition | undefined): Promise<void> {
+    for (const stream of loop.streams) await this.#cleanup(stream, loop.group);
+    await this.#reclaim(loop);
+    const start = startId(since);
+    for (const stream of loop.streams) {
+      await this.#ensureGroup(loop, stream, start);
+      await this.#readOwnPending(loop, stream);
+    }
+  }
+
+  /**
+   * Python's cleanup pass: in every group of the stream, consumers idle longer than
+   * `consumer_ttl` are removed, and a group left without consumers is destroyed (Python's Lua
+   * script). Our own group is never destroyed here: we read from it at once.
+   */
+  async #cleanup(stream: string, ownGroup: string): Promise<void> {
+    let groups: unknown[];
+    try {
+      groups = (await this.redis.send(['XINFO', 'GROUPS', stream])) as unknown[];
+    } catch (error) {
+      if (!isReplyError(error, 'ERR no such key')) this.context.logger.debug(`Cleanup of ${stream} skipped: ${this.describe(error)}`);
+      return;
+    }
+    for (const raw of groups) {
+      const name = String(fieldOf(raw, 'name'));
+      try {
+        const consumers = (await this.redis.send(['XINFO', 'CONSUMERS', stream, name])) as unknown[];
+        for (const c of consumers) {
+          const idle = Number(fieldOf(c, 'idle'));
+          if (idle > this.settings.consumerTtlMs) {
+            await this.redis.send(['XGROUP', 'DELCONSUMER', stream, name, String(fieldOf(c, 'name'))]);
+            this.context.logger.info(`Removed consumer ${String(fieldOf(c, 'name'))} of group ${name} on ${stream}: idle for ${Math.round(idle / 86_400_000)} days.`);
+          }
+        }
+        if (name !== ownGroup) await this.redis.send(['EVAL', DESTROY_EMPTY_GROUP, '1', stream, name]);
+      } catch (error) {
+        this.context.logger.debug(`Cleanup of group ${name} on ${stream} skipped: ${this.describe(error)}`);
+      }
+    }
+  }
+
+  /** Creates the stream (no-op entry) and the group when missing; BUSYGROUP is fine. */
+  async #ensureGroup(loop: Loop, stream: string, start: string): Promise<void> {
+    try {
+      const exists = Number(await this.redis.send(['EXISTS', stream]));
+      if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trim(), '*', '', '']);
+      await this.redis.send(['XGROUP', 'CREATE', stream, loop.group, start]);
+      this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
+    } catch (error) {
+      if (!isReplyError(error, 'BUSYGROUP')) throw wrapError(error, `creating group ${loop.group} on ${stream}`);
+    }
+  }
+
+  /** Re-reads this consumer's unacknowledged entries (`XREADGROUP ... STREAMS {stream} 0`), in pages. */
+  async #readOwnPending(loop: Loop, stream: string): Promise<void> {
+    let from = '0';
+    for (;;) {
+      const reply = (await this.redis.send(['XREADGROUP', 'GROUP', loop.group, loop.consumer, 'COUNT', loop.batchSize, 'STREAMS', stream, from])) as ReadReply;
+      const entries = reply?.[0]?.[1] ?? [];
+      if (entries.length === 0) return;
+      const counts = await this.#deliveryCounts(stream, loop, entries[0]![0], entries[entries.length - 1]![0], entries.length);
+      const events = await this.#toReceived(loop, stream, entries, (id) => counts.get(id) ?? 2);
+      this.#push(loop, { events });
+      from = entries[entries.length - 1]![0];
+      if (entries.length < loop.batchSize) return;
+    }
+  }
+
+  async #deliveryCounts(stream: string, loop: Loop, first: string, last: string, count: number): Promise<Map<string, number>> {
+    const rows = (await this.redis.send(['XPENDING', stream, loop.group, first, last, count, loop.consumer])) as PendingRow[];
+    return new Map(rows.map((r) => [r[0], Number(r[3])]));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading
+
+  #push(loop: Loop, ready: Ready): void {
+    loop.ready.push(ready);
+    loop.notifier.notify();
+  }
+
+  /** Reads new entries (`>`) on a dedicated blocking connection until the loop stops. */
+  async #readLoop(loop: Loop, streams: string[]): Promise<void> {
+    let conn: CommandClient | undefined;
+    let attempt = 0;
+    const onAbort = () => {
+      if (conn) this.releaseBlocking(conn, true);
+      conn = undefined;
+    };
+    loop.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!loop.signal.aborted) {
+        try {
+          conn ??= await this.acquireBlocking();
+          const reply = (await conn.send([
+            'XREADGROUP', 'GROUP', loop.group, loop.consumer,
+            'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
+            'STREAMS', ...streams, ...streams.map(() => '>'),
+          ])) as ReadReply;
+          attempt = 0;
+          if (!reply) continue;
+          const events: ReceivedEvent[] = [];
+          for (const [stream, entries] of reply) {
+            if (entries.length > 0) loop.lastIds.set(stream, entries[entries.length - 1]![0]);
+            events.push(...(await this.#toReceived(loop, stream, entries, () => 1)));
+          }
+          if (events.length === 0) continue;
+          // Back-pressure: read the next batch only once the listener has taken this one.
+          await new Promise<void>((resolve) => this.#push(loop, { events, taken: resolve }));
+        } catch (error) {
+          if (loop.signal.aborted) break;
+          if (isReplyError(error, 'NOGROUP')) {
+            this.context.logger.warn(`The group ${loop.group} or its stream vanished (Redis restarted or flushed?); recreating it.`);
+            await sleep(backoffMs(attempt++), loop.signal);
+            for (const s of streams) {
+              await this.#ensureGroup(loop, s, loop.lastIds.get(s) ?? '$').catch((e: unknown) =>
+                this.context.logger.warn(`Recreating group ${loop.group} on ${s} failed: ${this.describe(e)}`),
+              );
+            }
+            continue;
+          }
+          if (conn) this.releaseBlocking(conn, true);
+          conn = undefined;
+          const delay = backoffMs(attempt++);
+          this.context.logger.warn(`Reading events for listener ${loop.listenerName} failed: ${this.describe(error)}. Retrying in ${delay} ms.`);
+          await sleep(delay, loop.signal);
+        }
+      }
+    } finally {
+      loop.signal.removeEventListener('abort', onAbort);
+      if (conn) this.releaseBlocking(conn, true);
+    }
+  }
+
+  /** Every `reclaim_interval`: takes over entries other consumers left unacknowledged too long. */
+  async #reclaimLoop(loop: Loop): Promise<void> {
+    let attempt = 0;
+    while (!loop.signal.aborted) {
+      await sleep(attempt === 0 ? this.settings.reclaimIntervalMs : backoffMs(attempt), loop.signal);
+      if (loop.signal.aborted) break;
+      try {
+        await this.#reclaim(loop);
+        attempt = 0;
+      } catch (error) {
+        attempt++;
+        this.context.logger.warn(`Reclaiming events for listener ${loop.listenerName} failed: ${this.describe(error)}`);
+      }
+    }
+  }
+
+  /**
+   * `XPENDING {stream} {group} - + 100` (paged), and for entries of other consumers idle longer
+   * than `acknowledgement_timeout`, `XCLAIM {stream} {group} {me} <timeout> <ids...>`. Ids the
+   * XCLAIM does not return (trimmed entries) are acknowledged and dropped.
+   */
+  async #reclaim(loop: Loop): Promise<void> {
+    for (const stream of loop.streams) {
+      let start = '-';
+      for (;;) {
+        let rows: PendingRow[];
+        try {
+          rows = (await this.redis.send(['XPENDING', stream, loop.group, start, '+', 100])) as PendingRow[];
+        } catch (error) {
+          if (isReplyError(error, 'NOGROUP')) break;
+          throw error;
+        }
+        const stale = rows.filter((r) => r[1] !== loop.consumer && Number(r[2]) >= this.settings.ackTimeoutMs);
+        if (stale.length > 0) {
+          const ids = stale.map((r) => r[0]);
+          const claimed = (await this.redis.send(['XCLAIM', stream, loop.group, loop.consumer, this.settings.ackTimeoutMs, ...ids])) as Array<RawEntry | null>;
+          const got = claimed.filter((e): e is RawEntry => Array.isArray(e) && e[1] !== null);
+          const gotIds = new Set(got.map((e) => e[0]));
+          const counts = new Map(stale.map((r) => [r[0], Number(r[3]) + 1]));
+          // Claimed by someone else in between (idle reset), or trimmed: XCLAIM left it out.
+          const gone = ids.filter((id) => !gotIds.has(id) && !claimed.some((e) => Array.isArray(e) && e[0] === id));
+          const trimmed = claimed.filter((e): e is RawEntry => Array.isArray(e) && e[1] === null).map((e) => e[0]);
+          if (trimmed.length > 0) await this.redis.send(['XACK', stream, loop.group, ...trimmed]);
+          if (gone.length > 0) await this.#ackGone(loop, stream, gone);
+          if (got.length > 0) {
+            this.context.logger.info(`Reclaimed ${got.length} unacknowledged event(s) on ${stream} for listener ${loop.listenerName}.`);
+            const events = await this.#toReceived(loop, stream, got, (id) => counts.get(id) ?? 2);
+            this.#push(loop, { events });
+          }
+        }
+        if (rows.length < 100) break;
+        start = nextId(rows[rows.length - 1]![0]);
+      }
+    }
+  }
+
+  /** Ids XCLAIM did not return: trimmed from the stream (ack them) or taken by another consumer (leave them). */
+  async #ackGone(loop: Loop, stream: string, ids: string[]): Promise<void> {
+    const commands: Command[] = ids.map((id) => ['XRANGE', stream, id, id]);
+    const replies = await this.redis.pipeline(commands);
+    const trimmed = ids.filter((_, i) => {
+      const r = replies[i]!;
+      return r.ok && Array.isArray(r.value) && r.value.length === 0;
+    });
+    if (trimmed.length > 0) {
+      await this.redis.send(['XACK', stream, loop.group, ...trimmed]);
+      this.context.logger.info(`Acknowledged ${trimmed.length} pending event(s) trimmed from ${stream} before they could be reclaimed.`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decoding and settling
+
+  /** Turns raw entries into events; no-ops, unwanted, deleted and malformed entries are settled here. */
+  async #toReceived(loop: Loop, stream: string, entries: RawEntry[], deliveries: (id: string) => number): Promise<ReceivedEvent[]> {
+    const out: ReceivedEvent[] = [];
+    const skip: string[] = [];
+    for (const [id, fields] of entries) {
+      if (fields === null) {
+        skip.push(id); // deleted from the stream while pending
+        continue;
+      }
+      const size = fields.reduce((n, f) => n + Buffer.byteLength(f), 0);
+      if (size > this.settings.maxMessageBytes) {
+        await this.#deadLetterMalformed(loop, stream, id, fields, `the entry is ${size} bytes, larger than max_message_bytes (${this.settings.maxMessageBytes})`, true);
+        continue;
+      }
+      const decoded = decodeEventFields(fields);
+      if (decoded.kind === 'noop') {
+        skip.push(id);
+        continue;
+      }
+      if (decoded.kind === 'malformed') {
+        await this.#deadLetterMalformed(loop, stream, id, fields, decoded.reason, false);
+        continue;
+      }
+      const { message } = decoded;
+      if (!loop.wanted.has(`${message.apiName}\u0000${message.eventName}`)) {
+        skip.push(id);
+        continue;
+      }
+      out.push(this.#received(loop, stream, id, fields, message, deliveries(id)));
+    }
+    if (skip.length > 0) void this.#ack(stream, loop.group, skip).catch(() => undefined);
+    return out;
+  }
+
+  #received(loop: Loop, stream: string, id: string, fields: string[], message: EventMessage, deliveryCount: number): ReceivedEvent {
+    let settled = false;
+    const settleOnce = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      return true;
+    };
+    return {
+      message,
+      position: id,
+      deliveryCount,
+      ack: async () => {
+        if (settleOnce()) await this.#ack(stream, loop.group, [id]);
+      },
+      nack: async ({ delayMs }) => {
+        if (!settleOnce()) return;
+        this.#retryLater(loop, stream, id, Math.max(0, delayMs), deliveryCount);
+      },
+      deadLetter: async (error) => {
+        if (!settleOnce()) return;
+        await this.#deadLetter(loop, stream, id, fields, describeError(error), deliveryCount);
+      },
+    };
+  }
+
+  /**
+   * Keeps the entry pending and, after `delayMs`, claims it back to this consumer
+   * (`XCLAIM ... <delay> {id}`: only if nobody else took it meanwhile; the delivery count rises).
+   */
+  #retryLater(loop: Loop, stream: string, id: string, delayMs: number, deliveryCount: number): void {
+    if (loop.signal.aborted) return; // stays pending: reclaimed after acknowledgement_timeout
+    const timer = setTimeout(() => {
+      loop.timers.delete(timer);
+      if (loop.signal.aborted) return;
+      void (async () => {
+        try {
+          const minIdle = Math.max(0, delayMs - 5);
+          const claimed = (await this.redis.send(['XCLAIM', stream, loop.group, loop.consumer, minIdle, id])) as Array<RawEntry | null>;
+          const got = claimed.filter((e): e is RawEntry => Array.isArray(e) && e[1] !== null);
+          if (got.length === 0) return; // acknowledged, trimmed or taken over meanwhile
+          const events = await this.#toReceived(loop, stream, got, () => deliveryCount + 1);
+          if (!loop.signal.aborted) this.#push(loop, { events });
+        } catch (error) {
+          this.context.logger.warn(`Retrying event ${id} on ${stream} failed: ${this.describe(error)}. It stays pending and will be reclaimed.`);
+        }
+      })();
+    }, delayMs);
+    loop.timers.add(timer);
+  }
+
+  /** Queues an acknowledgement; all those queued in the same tick go in one XACK per stream. */
+  #ack(stream: string, group: string, ids: string[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const key = `${stream}\u0000${group}`;
+      let batch = this.#acks.get(key);
+      if (!batch) {
+        batch = { stream, group, ids: [], waiters: [] };
+        this.#acks.set(key, batch);
+      }
+      batch.ids.push(...ids);
+      batch.waiters.push({ resolve, reject });
+      if (!this.#ackScheduled) {
+        this.#ackScheduled = true;
+        setImmediate(() => void this.#flushAcks());
+      }
+    });
+  }
+
+  async #flushAcks(): Promise<void> {
+    this.#ackScheduled = false;
+    const batches = [...this.#acks.values()];
+    this.#acks.clear();
+    const replies = await this.redis
+      .pipeline(batches.map((b) => ['XACK', b.stream, b.group, ...b.ids] as Command))
+      .catch((error: unknown) => batches.map(() => ({ ok: false as const, error: error instanceof Error ? error : new Error(String(error)) })));
+    batches.forEach((b, i) => {
+      const r = replies[i]!;
+      for (const w of b.waiters) {
+        if (r.ok) w.resolve();
+        else w.reject(wrapError(r.error, `acknowledging events on ${b.stream}`));
+      }
+    });
+  }
+
+  /**
+   * Dead-letters one entry: `XADD {stream}:dead_letters MAXLEN ~ <max> * <entry fields...> error <text>
+   * attempts <n> listener <group> stream_id <id> stream <stream>`, then XACK.
+   */
+  async #deadLetter(loop: Loop, stream: string, id: string, fields: string[], error: string, attempts: number): Promise<void> {
+    const extra = ['error', error, 'attempts', String(attempts), 'listener', loop.group, 'stream_id', id, 'stream', stream];
+    try {
+      await this.redis.send(['XADD', deadLetterKey(stream), ...this.#trim(), '*', ...fields, ...extra]);
+    } catch (e) {
+      throw wrapError(e, `dead-lettering event ${id} on ${stream}`);
+    }
+    await this.#ack(stream, loop.group, [id]);
+  }
+
+  async #deadLetterMalformed(loop: Loop, stream: string, id: string, fields: string[], reason: string, huge: boolean): Promise<void> {
+    this.context.logger.warn(`Malformed entry ${id} on ${stream} (listener ${loop.listenerName}): ${reason}. Moved to ${deadLetterKey(stream)}.`);
+    // A huge entry is not copied: its metadata-like fields (cut short) and its id point to it.
+    const kept = huge
+      ? fields.flatMap((f, i) => (i % 2 === 0 && !f.startsWith(':') ? [f.slice(0, 200), (fields[i + 1] ?? '').slice(0, 200)] : []))
+      : fields;
+    const safe = kept.length % 2 === 0 ? kept : kept.slice(0, -1);
+    try {
+      await this.#deadLetter(loop, stream, id, safe, `malformed entry: ${reason}`, 1);
+    } catch (error) {
+      this.context.logger.error(`Could not dead-letter malformed entry ${id} on ${stream}: ${this.describe(error)}. Acknowledging it anyway so the listener can go on.`);
+      await this.#ack(stream, loop.group, [id]).catch(() => undefined);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // History
+
+  /**
+   * Reads past events with `XREVRANGE` (newest first, the default) or `XRANGE`, in pages of 100,
+   * skipping no-op and malformed entries. With `stream_use: per_event` and no `eventName`,
+   * every stream of the API is found with SCAN and merged by id.
+   */
+  async *history(query: HistoryQuery): AsyncIterable<HistoricalEvent> {
+    this.assertOpen();
+    await this.open();
+    const newest = (query.order ?? 'newest-first') === 'newest-first';
+    let streams: string[];
+    if (this.settings.streamUse === 'per_api' || query.eventName !== undefined) {
+      streams = [this.streamOf(query.apiName, query.eventName ?? '*')];
+    } else streams = await this.#scanStreams(query.apiName);
+    const low = query.since ? String(query.since.getTime()) : '-';
+    const high = query.until ? String(query.until.getTime()) : '+';
+    const cursors = streams.map((s) => this.#pages(s, newest, low, high));
+    const heads: Array<{ it: AsyncIterator<RawEntry>; head: RawEntry | undefined }> = [];
+    for (const it of cursors) {
+      const first = await it.next();
+      heads.push({ it, head: first.done ? undefined : first.value });
+    }
+    let count = 0;
+    for (;;) {
+      let pick: (typeof heads)[number] | undefined;
+      for (const h of heads) {
+        if (!h.head) continue;
+        if (!pick || (newest ? compareIds(h.head[0], pick.head![0]) > 0 : compareIds(h.head[0], pick.head![0]) < 0)) pick = h;
+      }
+      if (!pick) return;
+      const [id, fields] = pick.head!;
+      const n = await pick.it.next();
+      pick.head = n.done ? undefined : n.value;
+      const decoded = decodeEventFields(fields);
+      if (decoded.kind !== 'event') continue;
+      if (decoded.message.apiName !== query.apiName) continue;
+      if (query.eventName !== undefined && decoded.message.eventName !== query.eventName) continue;
+      if (query.limit !== undefined && count >= query.limit) return;
+      count++;
+      const event: HistoricalEvent = { message: decoded.message, position: id };
+      const time = streamIdTime(id);
+      if (time) event.time = time;
+      yield event;
+    }
+  }
+
+  async *#pages(stream: string, newest: boolean, low: string, high: string): AsyncGenerator<RawEntry> {
+    let lo = low;
+    let hi = high;
+    for (;;) {
+      const page = (await this.redis.send(newest ? ['XREVRANGE', stream, hi, lo, 'COUNT', 100] : ['XRANGE', stream, lo, hi, 'COUNT', 100])) as RawEntry[];
+      for (const e of page) yield e;
+      if (page.length < 100) return;
+      const last = page[page.length - 1]![0];
+      if (newest) hi = `(${last}`;
+      else lo = `(${last}`;
+    }
+  }
+
+  async #scanStreams(apiName: string): Promise<string[]> {
+    const pattern = `${globEscape(`${apiName}.`)}*${globEscape(':stream')}`;
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = (await this.redis.send(['SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', 'stream'])) as [string, string[]];
+      cursor = next;
+      for (const k of keys) found.add(k);
+    } while (cursor !== '0');
+    return [...found].sort();
+  }
+
+  /** Ends every consume loop and closes the connections. Pending acknowledgements are sent first. */
+  override async close(): Promise<void> {
+    if (this.#acks.size > 0) await this.#flushAcks();
+    await super.close();
+  }
+}
+
+/** Where a new group starts: `$`, `0`, a stream id, or a time as the id just before `<ms>-0`. */
+function startId(since: StartPosition | undefined): string {
+  if (since === undefined || since === 'new') return '$';
+  if (since === 'all') return '0';
+  if ('time' in since) {
+    const ms = since.time.getTime();
+    return ms > 0 ? `${ms - 1}-${MAX_SEQ}` : '0';
+  }
+  return since.position;
+}
+
+/** The smallest id after `id`. */
+function nextId(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${BigInt(seq ?? '0') + 1n}`;
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map((p) => BigInt(p));
+  const [bm, bs] = b.split('-').map((p) => BigInt(p));
+  if (am! !== bm!) return am! < bm! ? -1 : 1;
+  if (as! !== bs!) return as! < bs! ? -1 : 1;
+  return 0;
+}
+
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** Reads a field of an XINFO reply (a flat name/value list in RESP2, a map in RESP3). */
+function fieldOf(reply: unknown, name: string): unknown {
+  if (Array.isArray(reply)) {
+    for (let i = 0; i < reply.length - 1; i += 2) if (reply[i] === name) return reply[i + 1];
+    return undefined;
+  }
+  if (reply instanceof Map) return reply.get(name);
+  if (typeof reply === 'object' && reply !== null) return (reply as Record<string, unknown>)[name];
+  return undefined;
+}
+
+/** Builds the Redis event transport. */
+export function createRedisEventTransport(options: RedisTransportOptions, context: TransportContext): RedisEventTransport {
+  return new RedisEventTransport(options, context);
+}

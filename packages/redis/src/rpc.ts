@@ -1,0 +1,166 @@
+/**
+ * RPC calls over Redis lists, as Python Lightbus does: the caller sets `rpc_expiry_key:{id}`
+ * (with the call's TTL) and pushes the call blob onto `{api}:rpc_queue`; a worker pops it and
+ * runs it only if it could delete the expiry key (at-most-once, with a deadline).
+ *
+ * @module
+ */
+import { sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
+import { checkReplies, wrapError, type Command, type CommandClient } from './client.js';
+import { RedisTransportBase, backoffMs } from './base.js';
+import type { RedisTransportOptions } from './options.js';
+import { decodeCall, encodeCall, rpcExpiryKey, rpcQueueKey } from './wire.js';
+
+interface Popped {
+  queue: string;
+  blob: string;
+}
+
+/** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
+const DRAIN = 63;
+
+/** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
+export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
+  /** Declared capabilities: the expiry key carries the call's deadline. */
+  readonly capabilities = { deadlines: true };
+
+  /**
+   * @param options see {@link RedisTransportOptions}
+   * @param context service and process names, logger
+   */
+  constructor(options: RedisTransportOptions, context: TransportContext) {
+    super(options, context, 'rpc');
+  }
+
+  /**
+   * Sends one call: `SET rpc_expiry_key:{id} 1 EX <ttl>` then `RPUSH {api}:rpc_queue <blob>`, in
+   * one pipeline (setting the key first closes the race where a worker pops the call before its
+   * key exists). The TTL is the call's timeout in whole seconds, rounded up.
+   */
+  async call(message: RpcMessage, options: { timeoutMs: number }): Promise<void> {
+    this.assertOpen();
+    const timeoutMs = options.timeoutMs > 0 ? options.timeoutMs : this.settings.rpcTimeoutS * 1000;
+    const ttl = Math.max(1, Math.ceil(timeoutMs / 1000));
+    const set: Command = ['SET', rpcExpiryKey(message.id), '1', 'EX', ttl];
+    const push: Command = ['RPUSH', rpcQueueKey(message.apiName), encodeCall(message)];
+    try {
+      if (this.redis.cluster) {
+        // Two keys in two slots: keep the order by waiting for the key before pushing the call.
+        await this.redis.send(set);
+        await this.redis.send(push);
+      } else checkReplies(await this.redis.pipeline([set, push]), `sending RPC ${message.apiName}.${message.procedureName}()`);
+    } catch (error) {
+      throw wrapError(error, `sending RPC ${message.apiName}.${message.procedureName}()`);
+    }
+  }
+
+  /**
+   * Yields calls to the given APIs until the signal aborts. One blocking connection per loop:
+   * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>` (on a cluster, one BLPOP per queue
+   * in turn), then a non-blocking `LPOP {queue} <n>` drains a burst, then one pipeline of
+   * `PTTL` + `DEL rpc_expiry_key:{id}` per call: a call whose key was already gone has expired
+   * and is dropped silently; the key's remaining TTL becomes the call's deadline.
+   */
+  async *consume(apiNames: readonly string[], options: RpcConsumeOptions): AsyncIterable<RpcMessage> {
+    const signal = AbortSignal.any([options.signal, this.closing.signal]);
+    if (signal.aborted || apiNames.length === 0) return;
+    const queues = [...new Set(apiNames)].map(rpcQueueKey);
+    let conn: CommandClient | undefined;
+    let pending: RpcMessage[] = [];
+    let attempt = 0;
+    let turn = 0;
+    try {
+      while (!signal.aborted) {
+        try {
+          conn ??= await this.acquireBlocking();
+          const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
+          const popped = await this.#pop(conn, keys);
+          attempt = 0;
+          if (popped.length === 0) continue;
+          if (signal.aborted) {
+            await this.#giveBack(popped);
+            break;
+          }
+          pending = await this.#claim(popped);
+          while (pending.length > 0) {
+            const next = pending.shift()!;
+            yield next;
+          }
+        } catch (error) {
+          if (signal.aborted) break;
+          if (conn) this.releaseBlocking(conn, true);
+          conn = undefined;
+          const delay = backoffMs(attempt++);
+          this.context.logger.warn(`Reading RPC calls for ${apiNames.join(', ')} failed: ${this.describe(error)}. Retrying in ${delay} ms.`);
+          await sleep(delay, signal);
+        }
+      }
+    } finally {
+      if (conn) this.releaseBlocking(conn, true);
+      if (pending.length > 0) await this.#restore(pending);
+    }
+  }
+
+  /** BLPOP one call (or time out), then drain a burst from the same queue without blocking. */
+  async #pop(conn: CommandClient, keys: string[]): Promise<Popped[]> {
+    const seconds = (this.settings.blockMs / 1000).toFixed(3);
+    const reply = (await conn.send(['BLPOP', ...keys, seconds])) as [string, string] | null;
+    if (!reply) return [];
+    const [queue, blob] = reply;
+    const out: Popped[] = [{ queue, blob }];
+    const more = (await this.redis.send(['LPOP', queue, DRAIN])) as string[] | null;
+    if (more) for (const b of more) out.push({ queue, blob: b });
+    return out;
+  }
+
+  /** Deletes the expiry keys; returns the calls that may run, in order. */
+  async #claim(popped: Popped[]): Promise<RpcMessage[]> {
+    const decoded: Array<{ message: RpcMessage; popped: Popped }> = [];
+    for (const p of popped) {
+      try {
+        decoded.push({ message: decodeCall(p.blob), popped: p });
+      } catch (error) {
+        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { sample: p.blob.slice(0, 200) });
+      }
+    }
+    if (decoded.length === 0) return [];
+    const commands: Command[] = [];
+    for (const { message } of decoded) commands.push(['PTTL', rpcExpiryKey(message.id)], ['DEL', rpcExpiryKey(message.id)]);
+    const replies = checkReplies(await this.redis.pipeline(commands), 'claiming RPC calls');
+    const now = Date.now();
+    const out: RpcMessage[] = [];
+    decoded.forEach(({ message }, i) => {
+      const pttl = Number(replies[i * 2]);
+      const deleted = Number(replies[i * 2 + 1]);
+      if (deleted !== 1) {
+        this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
+        return;
+      }
+      out.push(pttl > 0 ? { ...message, deadline: now + pttl } : message);
+    });
+    return out;
+  }
+
+  /** Puts popped calls back at the head of their queues (their expiry keys are untouched). */
+  async #giveBack(popped: Popped[]): Promise<void> {
+    const commands: Command[] = [...popped].reverse().map((p) => ['LPUSH', p.queue, p.blob]);
+    await this.redis.pipeline(commands).catch(() => undefined);
+  }
+
+  /** Calls claimed but not yielded when the loop stopped: restore the key, put the call back. */
+  async #restore(calls: RpcMessage[]): Promise<void> {
+    const now = Date.now();
+    const commands: Command[] = [];
+    for (const call of [...calls].reverse()) {
+      const left = (call.deadline ?? now + 1000) - now;
+      if (left <= 0) continue;
+      commands.push(['SET', rpcExpiryKey(call.id), '1', 'PX', left], ['LPUSH', rpcQueueKey(call.apiName), encodeCall(call)]);
+    }
+    if (commands.length > 0) await this.redis.pipeline(commands).catch(() => undefined);
+  }
+}
+
+/** Builds the Redis RPC transport. */
+export function createRedisRpcTransport(options: RedisTransportOptions, context: TransportContext): RedisRpcTransport {
+  return new RedisRpcTransport(options, context);
+}

@@ -1,0 +1,150 @@
+/**
+ * The Python Lightbus wire format on Redis: key names, the RPC call and result blobs, and the
+ * fields of a stream entry. See the protocol page (`redis.md`) for the contract; this module is
+ * its only implementation in the package.
+ *
+ * @module
+ */
+import type { EventMessage, ResultMessage, RpcMessage } from '@lightbus/core';
+
+/** The return-path scheme of the Redis result transport. */
+export const RETURN_PATH_SCHEME = 'redis+key';
+
+/** `{api}:rpc_queue`: the list of pending calls of an API. */
+export const rpcQueueKey = (apiName: string): string => `${apiName}:rpc_queue`;
+/** `rpc_expiry_key:{id}`: present while the call may still run. */
+export const rpcExpiryKey = (id: string): string => `rpc_expiry_key:${id}`;
+/** `{api}.{proc}:result:{id}`: the list the result is pushed to. */
+export const resultKey = (apiName: string, procedureName: string, id: string): string => `${apiName}.${procedureName}:result:${id}`;
+/** `schema:{api}`: one API's schema. */
+export const schemaKey = (apiName: string): string => `schema:${apiName}`;
+/** `schemas`: the set of API names that ever published a schema. */
+export const SCHEMAS_SET = 'schemas';
+/** `{api}.*:stream` (per API) or `{api}.{event}:stream` (per event). */
+export const streamKey = (apiName: string, eventName: string, use: 'per_api' | 'per_event'): string =>
+  use === 'per_api' ? `${apiName}.*:stream` : `${apiName}.${eventName}:stream`;
+/** `{stream}:dead_letters`: where this package stores dead-lettered entries of a stream. */
+export const deadLetterKey = (stream: string): string => `${stream}:dead_letters`;
+
+/** A JSON object check. */
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function nonEmptyString(value: unknown): value is string {
+  return typeof value === 'string' && value !== '';
+}
+
+/** Why a message could not be decoded. */
+export class MalformedMessage extends Error {
+  override name = 'MalformedMessage';
+}
+
+/** The call blob: `{"kwargs": {...}, "metadata": {api_name, id, procedure_name, return_path}}`. */
+export function encodeCall(message: RpcMessage): string {
+  return JSON.stringify({
+    kwargs: message.kwargs,
+    metadata: { api_name: message.apiName, id: message.id, procedure_name: message.procedureName, return_path: message.returnPath },
+  });
+}
+
+/** Decodes a call blob; throws {@link MalformedMessage} with the reason. */
+export function decodeCall(blob: string): RpcMessage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(blob);
+  } catch (error) {
+    throw new MalformedMessage(`the call is not JSON (${(error as Error).message})`);
+  }
+  if (!isObject(parsed) || !isObject(parsed['metadata'])) throw new MalformedMessage('the call has no "metadata" object');
+  const meta = parsed['metadata'];
+  for (const key of ['id', 'api_name', 'procedure_name', 'return_path']) {
+    if (!nonEmptyString(meta[key])) throw new MalformedMessage(`the call's metadata lacks a non-empty "${key}"`);
+  }
+  const kwargs = parsed['kwargs'] ?? {};
+  if (!isObject(kwargs)) throw new MalformedMessage('the call\'s "kwargs" is not an object');
+  return {
+    id: meta['id'] as string,
+    apiName: meta['api_name'] as string,
+    procedureName: meta['procedure_name'] as string,
+    returnPath: meta['return_path'] as string,
+    kwargs,
+  };
+}
+
+/** The result blob: `{"kwargs": {"result": ...}, "metadata": {error, id, rpc_message_id[, trace]}}`. */
+export function encodeResult(result: ResultMessage): string {
+  const metadata: Record<string, unknown> = { error: result.error, id: result.id, rpc_message_id: result.rpcMessageId };
+  if (result.error) metadata['trace'] = result.trace ?? '';
+  return JSON.stringify({ kwargs: { result: result.result ?? null }, metadata });
+}
+
+/** Decodes a result blob; throws {@link MalformedMessage} with the reason. */
+export function decodeResult(blob: string): ResultMessage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(blob);
+  } catch (error) {
+    throw new MalformedMessage(`the result is not JSON (${(error as Error).message})`);
+  }
+  if (!isObject(parsed) || !isObject(parsed['metadata'])) throw new MalformedMessage('the result has no "metadata" object');
+  const meta = parsed['metadata'];
+  if (!nonEmptyString(meta['id'])) throw new MalformedMessage('the result\'s metadata lacks a non-empty "id"');
+  if (!nonEmptyString(meta['rpc_message_id'])) throw new MalformedMessage('the result\'s metadata lacks a non-empty "rpc_message_id"');
+  const kwargs = isObject(parsed['kwargs']) ? parsed['kwargs'] : {};
+  const rawError = meta['error'];
+  const error = rawError === true || rawError === 'true' || rawError === 'True' || rawError === 1;
+  const out: ResultMessage = { id: meta['id'], rpcMessageId: meta['rpc_message_id'], error, result: kwargs['result'] ?? null };
+  if (error && typeof meta['trace'] === 'string') out.trace = meta['trace'];
+  return out;
+}
+
+/** The XADD field/value list of an event: bare metadata, then `:param` JSON fields. */
+export function encodeEventFields(message: EventMessage): string[] {
+  const fields = ['id', message.id, 'api_name', message.apiName, 'event_name', message.eventName, 'version', String(message.version)];
+  for (const [name, value] of Object.entries(message.kwargs)) {
+    if (value === undefined) continue;
+    fields.push(`:${name}`, JSON.stringify(value));
+  }
+  return fields;
+}
+
+/** What a stream entry turned out to be. */
+export type DecodedEntry =
+  | { kind: 'event'; message: EventMessage }
+  | { kind: 'noop' }
+  | { kind: 'malformed'; reason: string };
+
+/** Decodes the flat field/value list of a stream entry. Never throws. */
+export function decodeEventFields(fields: readonly string[] | null | undefined): DecodedEntry {
+  if (!fields || fields.length === 0) return { kind: 'malformed', reason: 'the entry has no fields' };
+  if (fields.length === 2 && fields[0] === '' && fields[1] === '') return { kind: 'noop' };
+  if (fields.length % 2 !== 0) return { kind: 'malformed', reason: 'the entry has an odd number of field names and values' };
+  const meta: Record<string, string> = {};
+  const kwargs: Record<string, unknown> = {};
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    const value = fields[i + 1]!;
+    if (name.startsWith(':')) {
+      try {
+        Object.defineProperty(kwargs, name.slice(1), { value: JSON.parse(value), enumerable: true, writable: true, configurable: true });
+      } catch {
+        return { kind: 'malformed', reason: `parameter "${name.slice(1)}" is not JSON` };
+      }
+    } else meta[name] = value; // unknown metadata fields are tolerated and ignored
+  }
+  for (const key of ['id', 'api_name', 'event_name', 'version']) {
+    if (!meta[key]) return { kind: 'malformed', reason: `the entry lacks the "${key}" field` };
+  }
+  if (!/^\d+$/.test(meta['version']!)) return { kind: 'malformed', reason: `the "version" field is not a whole number: ${JSON.stringify(meta['version']!.slice(0, 40))}` };
+  return {
+    kind: 'event',
+    message: { id: meta['id']!, apiName: meta['api_name']!, eventName: meta['event_name']!, version: Number(meta['version']), kwargs },
+  };
+}
+
+/** The milliseconds part of a stream id, as a Date. */
+export function streamIdTime(id: string): Date | undefined {
+  const ms = Number(id.split('-')[0]);
+  return Number.isFinite(ms) ? new Date(ms) : undefined;
+}
