@@ -1,0 +1,90 @@
+/**
+ * What the four NATS transports share: options, the connection lease, and error wrapping.
+ *
+ * @module
+ */
+import { setMaxListeners } from 'node:events';
+import type { NatsConnection } from 'nats';
+import { ErrorCodes, LightbusError, TransportError, describeError, redactUrl, type TransportContext } from '@lightbus/core';
+import { acquireConnection, type ConnectionLease } from './connection.js';
+import { resolveOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options.js';
+
+/** Wraps a nats.js error in a {@link TransportError} saying what failed. Lightbus errors pass through. */
+export function wrapError(what: string, error: unknown, hint = ''): LightbusError {
+  if (LightbusError.isInstance(error)) return error;
+  return new TransportError(`NATS: ${what} failed: ${redactUrl(describeError(error))}.${hint ? ` ${hint}` : ''}`, { cause: error });
+}
+
+/** The base of the NATS transports: opens (or borrows) the connection and gives it back on close. */
+export abstract class NatsTransportBase {
+  /** The options as given. */
+  protected readonly options: NatsTransportOptions;
+  /** The options with defaults. */
+  protected readonly resolved: ResolvedNatsOptions;
+  /** Service name, process name, logger. */
+  protected readonly context: TransportContext;
+  /** Aborted by close(): ends every loop of this transport. */
+  protected readonly closing = new AbortController();
+  #lease: Promise<ConnectionLease> | undefined;
+  #nc: NatsConnection | undefined;
+  readonly #role: string;
+
+  /**
+   * @param role the role, for messages
+   * @param options see {@link NatsTransportOptions}
+   * @param context service and process names, logger
+   */
+  constructor(role: string, options: NatsTransportOptions, context: TransportContext) {
+    this.#role = role;
+    this.options = options;
+    this.resolved = resolveOptions(options);
+    this.context = context;
+    // Every waiting caller and consume loop listens to it.
+    setMaxListeners(0, this.closing.signal);
+  }
+
+  /** Connects (or joins the shared connection). Idempotent. */
+  async open(): Promise<void> {
+    await this.connection();
+  }
+
+  /** The connection, opened on first use. */
+  protected async connection(): Promise<NatsConnection> {
+    if (this.#nc) return this.#nc;
+    if (this.closing.signal.aborted) throw this.closedError();
+    this.#lease ??= acquireConnection(this.options, `lightbus ${this.context.serviceName} ${this.context.processName}`, this.context.logger);
+    let lease: ConnectionLease;
+    try {
+      lease = await this.#lease;
+    } catch (error) {
+      this.#lease = undefined;
+      throw error;
+    }
+    this.#nc = lease.nc;
+    return lease.nc;
+  }
+
+  /** The connection when already open (lets a caller act without yielding to the event loop). */
+  protected get openConnection(): NatsConnection | undefined {
+    return this.#nc;
+  }
+
+  /** The error thrown when the transport is used after close(). */
+  protected closedError(): LightbusError {
+    return new LightbusError(ErrorCodes.CLOSED, `The NATS ${this.#role} transport is closed. Create a new bus to use it again.`);
+  }
+
+  /** Ends the transport's loops and gives the connection back. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closing.signal.aborted) return;
+    this.closing.abort();
+    await this.beforeRelease();
+    const lease = this.#lease;
+    this.#lease = undefined;
+    this.#nc = undefined;
+    if (lease) await (await lease.catch(() => undefined))?.release();
+  }
+
+  /** Subclasses release their own resources here (subscriptions), before the connection goes. */
+  protected async beforeRelease(): Promise<void> {}
+}

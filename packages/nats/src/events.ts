@@ -1,0 +1,546 @@
+/**
+ * Events over JetStream.
+ *
+ * - One stream per API, named `{stream_prefix}_event_{api}` with the API name's dots written as
+ *   `-` (stream names cannot contain dots; API names cannot contain `-`), holding the subjects
+ *   `{subject_prefix}.event.{api}.*`. An event is published to `{subject_prefix}.event.{api}.{event}`
+ *   with its id as `Nats-Msg-Id`, so a retried send within the duplicate window is stored once.
+ * - One durable pull consumer per listener group `{service}-{listener}` on each API stream
+ *   (characters JetStream does not allow become `_`, plus a hash when anything changed), with
+ *   explicit acknowledgement after the handler, `ack_wait` = `acknowledgement_timeout`.
+ *   It filters on the one wanted event's subject; when a listener wants several events of one API,
+ *   on several subjects (nats-server ≥ 2.10) or on the API's wildcard, skipping (acknowledging)
+ *   the events it did not ask for.
+ * - While a consume loop runs, the events it holds are kept alive with "in progress" pings, so
+ *   a slow handler does not get its event redelivered elsewhere; once a consumer dies they come
+ *   back after `acknowledgement_timeout`.
+ * - `nack()` is a NAK with a delay; the delivery count comes from JetStream.
+ * - `deadLetter()` writes the event, as it was received, to `{subject_prefix}.dead.{api}.{event}`
+ *   in the stream `{stream_prefix}_dead_{api}`, with the headers in {@link DEAD_LETTER_HEADERS},
+ *   and then acknowledges it. Malformed entries and events delivered more than `max_deliveries`
+ *   times go there too, with the reason.
+ *
+ * @module
+ */
+import {
+  AckPolicy,
+  ConsumerEvents,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  headers as natsHeaders,
+  nanos,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsConnection,
+  type StoredMsg,
+  type StreamConfig,
+} from 'nats';
+import {
+  ConfigurationError,
+  ErrorCodes,
+  LightbusError,
+  Notifier,
+  describeError,
+  type EventCapabilities,
+  type EventMessage,
+  type EventSendOptions,
+  type EventSubscription,
+  type EventTransport,
+  type HistoricalEvent,
+  type HistoryQuery,
+  type ReceivedEvent,
+  type StartPosition,
+  type TransportContext,
+} from '@lightbus/core';
+import { NatsTransportBase, wrapError } from './base.js';
+import {
+  consumerName,
+  deadStreamName,
+  deadSubject,
+  deadWildcard,
+  eventStreamName,
+  eventSubject,
+  eventWildcard,
+  type NatsTransportOptions,
+} from './options.js';
+import { decodeEvent, encodeEvent } from './wire.js';
+
+/** The headers stored with each dead-lettered event. */
+export const DEAD_LETTER_HEADERS = {
+  /** The error (or the reason the transport gave up), one line. */
+  error: 'Lightbus-Error',
+  /** How many deliveries were made. */
+  attempts: 'Lightbus-Attempts',
+  /** The listener group, `{service}-{listener}`. */
+  listener: 'Lightbus-Listener',
+  /** The stream the event came from. */
+  stream: 'Lightbus-Stream',
+  /** Its sequence in that stream. */
+  sequence: 'Lightbus-Sequence',
+  /** The subject it was published to. */
+  subject: 'Lightbus-Subject',
+} as const;
+
+const WORTH_A_WARNING = new Set<string>([
+  ConsumerEvents.HeartbeatsMissed,
+  ConsumerEvents.ConsumerNotFound,
+  ConsumerEvents.StreamNotFound,
+  ConsumerEvents.ConsumerDeleted,
+  ConsumerEvents.NoResponders,
+]);
+
+const ERR_STREAM_NOT_FOUND = 10059;
+const ERR_CONSUMER_NOT_FOUND = 10014;
+const ERR_NO_MESSAGE = 10037;
+
+function apiErrorCode(error: unknown): number | undefined {
+  const api = (error as { api_error?: { err_code?: number } } | null)?.api_error;
+  return api?.err_code;
+}
+
+function oneLine(text: string, max = 2000): string {
+  const flat = text.replace(/[\r\n]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+function versionAtLeast(version: string | undefined, major: number, minor: number): boolean {
+  const m = /^v?(\d+)\.(\d+)/.exec(version ?? '');
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
+
+/** Events over JetStream: a stream per API, a durable pull consumer per listener group. */
+export class NatsEventTransport extends NatsTransportBase implements EventTransport {
+  /** Declared capabilities; `durable` holds with file storage (the default). */
+  readonly capabilities: EventCapabilities;
+  readonly #streams = new Map<string, Promise<void>>();
+
+  /**
+   * @param options see {@link NatsTransportOptions}
+   * @param context service and process names, logger
+   */
+  constructor(options: NatsTransportOptions, context: TransportContext) {
+    super('event', options, context);
+    this.capabilities = {
+      consumerGroups: true,
+      history: true,
+      replay: true,
+      deadLetter: true,
+      redelivery: true,
+      durable: this.resolved.storage === 'file',
+    };
+  }
+
+  async #jsm(): Promise<{ nc: NatsConnection; jsm: JetStreamManager }> {
+    const nc = this.openConnection ?? (await this.connection());
+    try {
+      return { nc, jsm: await nc.jetstreamManager() };
+    } catch (error) {
+      throw wrapError('reaching JetStream', error, 'Is JetStream enabled on the server (nats-server -js)?');
+    }
+  }
+
+  /** Creates a stream unless it exists (with any configuration: an existing stream is left as it is). */
+  #ensureStream(key: string, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+    let ready = this.#streams.get(key);
+    if (!ready) {
+      ready = (async () => {
+        const { jsm } = await this.#jsm();
+        try {
+          await jsm.streams.info(config.name);
+          return;
+        } catch (error) {
+          if (apiErrorCode(error) !== ERR_STREAM_NOT_FOUND) throw wrapError(`looking up the stream ${config.name}`, error);
+        }
+        try {
+          await jsm.streams.add(config);
+          this.context.logger.info(`Created JetStream stream ${config.name}`, { subjects: config.subjects });
+        } catch (error) {
+          // Another process may have created it meanwhile (with other limits): use theirs.
+          try {
+            await jsm.streams.info(config.name);
+          } catch {
+            throw wrapError(`creating the stream ${config.name}`, error, 'Check that no other stream holds these subjects and that JetStream has room.');
+          }
+        }
+      })();
+      this.#streams.set(key, ready);
+      ready.catch(() => this.#streams.delete(key));
+    }
+    return ready;
+  }
+
+  #storage(): StorageType {
+    return this.resolved.storage === 'file' ? StorageType.File : StorageType.Memory;
+  }
+
+  #ensureEventStream(apiName: string): Promise<void> {
+    const o = this.resolved;
+    const maxAge = o.streamMaxAgeMs > 0 ? nanos(o.streamMaxAgeMs) : 0;
+    return this.#ensureStream(`event:${apiName}`, {
+      name: eventStreamName(o, apiName),
+      description: `Lightbus events of API ${apiName}`,
+      subjects: [eventWildcard(o, apiName)],
+      storage: this.#storage(),
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_msgs: o.maxStreamLength ?? -1,
+      max_age: maxAge,
+      duplicate_window: nanos(Math.min(120_000, o.streamMaxAgeMs > 0 ? o.streamMaxAgeMs : 120_000)),
+      num_replicas: 1,
+    });
+  }
+
+  #ensureDeadStream(apiName: string): Promise<void> {
+    const o = this.resolved;
+    return this.#ensureStream(`dead:${apiName}`, {
+      name: deadStreamName(o, apiName),
+      description: `Lightbus dead-lettered events of API ${apiName}`,
+      subjects: [deadWildcard(o, apiName)],
+      storage: this.#storage(),
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_msgs: o.maxStreamLength ?? -1,
+      num_replicas: 1,
+    });
+  }
+
+  /** Publishes the event to its API's stream; resolves when JetStream has stored it. */
+  async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
+    if (this.closing.signal.aborted) throw this.closedError();
+    await this.#ensureEventStream(message.apiName);
+    const nc = this.openConnection ?? (await this.connection());
+    const subject = eventSubject(this.resolved, message.apiName, message.eventName);
+    const data = encodeEvent(message);
+    const publish = () => nc.jetstream().publish(subject, data, { msgID: message.id, ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}) });
+    try {
+      await publish();
+    } catch (error) {
+      // The stream may have been deleted since we checked: make sure it exists and try once more.
+      if ((error as { code?: string }).code === '503') {
+        this.#streams.delete(`event:${message.apiName}`);
+        await this.#ensureEventStream(message.apiName);
+        try {
+          await publish();
+          return;
+        } catch (again) {
+          throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, again);
+        }
+      }
+      throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, error, 'The event was not stored; sending it again is safe (duplicates are dropped by its id).');
+    }
+  }
+
+  /** Creates the group's durable consumer on one API stream, or checks and adapts the existing one. */
+  async #ensureConsumer(apiName: string, durable: string, group: string, eventNames: readonly string[], since: StartPosition | undefined): Promise<void> {
+    const { nc, jsm } = await this.#jsm();
+    const o = this.resolved;
+    const stream = eventStreamName(o, apiName);
+    const wanted = eventNames.map((e) => eventSubject(o, apiName, e));
+    const multi = wanted.length > 1 && versionAtLeast(nc.info?.version, 2, 10);
+    const filter: Pick<ConsumerConfig, 'filter_subject' | 'filter_subjects'> =
+      wanted.length === 1 ? { filter_subject: wanted[0]! } : multi ? { filter_subjects: wanted } : { filter_subject: eventWildcard(o, apiName) };
+    const ackWait = nanos(o.ackWaitMs);
+    let existing: ConsumerInfo | undefined;
+    try {
+      existing = await jsm.consumers.info(stream, durable);
+    } catch (error) {
+      if (apiErrorCode(error) !== ERR_CONSUMER_NOT_FOUND) throw wrapError(`looking up the consumer ${durable} on ${stream}`, error);
+    }
+    if (!existing) {
+      const config: Partial<ConsumerConfig> = {
+        durable_name: durable,
+        description: `Lightbus listener group ${group}`,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: ackWait,
+        // Unlimited here: the transport dead-letters past max_deliveries itself, so JetStream
+        // never silently stops delivering an event.
+        max_deliver: -1,
+        ...filter,
+        ...this.#startPolicy(since),
+      };
+      try {
+        await jsm.consumers.add(stream, config);
+        this.context.logger.info(`Created JetStream consumer ${durable} on ${stream}`, { filter: filter.filter_subject ?? filter.filter_subjects });
+        return;
+      } catch (error) {
+        try {
+          existing = await jsm.consumers.info(stream, durable); // created by another process meanwhile
+        } catch {
+          throw wrapError(`creating the consumer ${durable} on ${stream}`, error);
+        }
+      }
+    }
+    const current = existing.config;
+    const currentFilters = current.filter_subjects ?? (current.filter_subject ? [current.filter_subject] : []);
+    const desiredFilters = filter.filter_subjects ?? [filter.filter_subject!];
+    const sameFilter = JSON.stringify([...currentFilters].sort()) === JSON.stringify([...desiredFilters].sort());
+    if (sameFilter && current.ack_wait === ackWait) return;
+    // An existing filter that lets every wanted event through still works (unwanted ones are skipped).
+    const covers = currentFilters.length === 0 || currentFilters.includes(eventWildcard(o, apiName)) || wanted.every((w) => currentFilters.includes(w));
+    const { filter_subject: _single, filter_subjects: _many, ...rest } = current;
+    try {
+      await jsm.consumers.update(stream, durable, { ...rest, ack_wait: ackWait, ...filter });
+      this.context.logger.info(`Updated JetStream consumer ${durable} on ${stream}`, { filter: desiredFilters, ack_wait_ms: o.ackWaitMs });
+    } catch (error) {
+      if (!covers) {
+        throw new ConfigurationError(
+          `Listener group ${group} now listens to ${eventNames.join(', ')} of API ${apiName}, but its JetStream consumer ${durable} on stream ${stream} filters on ${currentFilters.join(', ')}, and the server would not change it (${describeError(error)}). Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`,
+          { cause: error },
+        );
+      }
+      this.context.logger.warn(`Could not update JetStream consumer ${durable} on ${stream} (${describeError(error)}); using it as it is`);
+    }
+  }
+
+  #startPolicy(since: StartPosition | undefined): Partial<ConsumerConfig> {
+    if (since === undefined || since === 'new') return { deliver_policy: DeliverPolicy.New };
+    if (since === 'all') return { deliver_policy: DeliverPolicy.All };
+    if ('time' in since) return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.time.toISOString() };
+    const seq = Number(since.position);
+    if (!Number.isInteger(seq) || seq < 1) {
+      throw new ConfigurationError(`A NATS listener cannot start at position "${since.position}": positions are JetStream stream sequences (integers from 1).`);
+    }
+    return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq };
+  }
+
+  /**
+   * Yields batches for one listener group until the signal aborts. Events received but not yet
+   * yielded when it aborts are handed back at once (NAK); yielded but unsettled ones come back
+   * after `acknowledgement_timeout`.
+   */
+  async *consume(subscription: EventSubscription): AsyncIterable<readonly ReceivedEvent[]> {
+    const stop = AbortSignal.any([subscription.signal, this.closing.signal]);
+    if (stop.aborted) return;
+    const group = `${this.context.serviceName}-${subscription.listenerName}`;
+    const durable = consumerName(group);
+    const batchSize = Math.max(1, subscription.batchSize ?? this.resolved.batchSize);
+    const byApi = new Map<string, Set<string>>();
+    for (const { apiName, eventName } of subscription.events) byApi.set(apiName, (byApi.get(apiName) ?? new Set()).add(eventName));
+    const nc = this.openConnection ?? (await this.connection());
+    const js = nc.jetstream();
+    const queue: JsMsg[] = [];
+    const held = new Set<JsMsg>();
+    const notifier = new Notifier();
+    const sessions: ConsumerMessages[] = [];
+    let failure: unknown;
+    const { logger } = this.context;
+    let keepAlive: NodeJS.Timeout | undefined;
+    try {
+      for (const [apiName, events] of byApi) {
+        await this.#ensureEventStream(apiName);
+        await this.#ensureConsumer(apiName, durable, group, [...events], subscription.since);
+        if (stop.aborted) return;
+        let messages: ConsumerMessages;
+        try {
+          const consumer = await js.consumers.get(eventStreamName(this.resolved, apiName), durable);
+          messages = await consumer.consume({
+            max_messages: batchSize,
+            callback: (m) => {
+              if (stop.aborted) {
+                m.nak();
+                return;
+              }
+              queue.push(m);
+              held.add(m);
+              notifier.notify();
+            },
+          });
+        } catch (error) {
+          throw wrapError(`consuming events of API ${apiName} for listener group ${group}`, error);
+        }
+        sessions.push(messages);
+        void this.#watchStatus(messages, group, apiName);
+        void messages.closed().then((error) => {
+          if (!stop.aborted) {
+            failure = error ?? new Error('the consumer stopped');
+            notifier.notify();
+          }
+        });
+      }
+      // Keep the events this loop holds from being redelivered elsewhere while they are handled.
+      keepAlive = setInterval(() => {
+        for (const m of held) m.working();
+      }, Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
+      keepAlive.unref();
+
+      while (!stop.aborted) {
+        if (failure !== undefined) throw wrapError(`consuming events for listener group ${group}`, failure);
+        if (queue.length === 0) {
+          await notifier.wait(stop);
+          continue;
+        }
+        const batch: ReceivedEvent[] = [];
+        while (queue.length > 0 && batch.length < batchSize) {
+          const m = queue.shift()!;
+          const received = await this.#receive(m, byApi, group, held);
+          if (received) batch.push(received);
+        }
+        if (batch.length > 0) yield batch;
+      }
+    } finally {
+      if (keepAlive) clearInterval(keepAlive);
+      await Promise.allSettled(sessions.map((s) => s.close()));
+      for (const m of queue.splice(0)) {
+        held.delete(m);
+        if (!nc.isClosed()) m.nak();
+      }
+      if (stop.aborted) logger.debug(`Listener group ${group} stopped consuming`);
+    }
+  }
+
+  async #watchStatus(messages: ConsumerMessages, group: string, apiName: string): Promise<void> {
+    try {
+      for await (const s of await messages.status()) {
+        if (WORTH_A_WARNING.has(s.type)) {
+          this.context.logger.warn(`JetStream consumer of listener group ${group} on API ${apiName}: ${s.type}`, { data: describeError(s.data) });
+        }
+      }
+    } catch {
+      // The status iterator ends with the consumer.
+    }
+  }
+
+  /** Turns one JetStream message into a received event, or settles it here (unwanted, malformed, too many deliveries). */
+  async #receive(m: JsMsg, byApi: Map<string, Set<string>>, group: string, held: Set<JsMsg>): Promise<ReceivedEvent | null> {
+    const deliveryCount = m.info.deliveryCount;
+    const settleHere = async (what: () => Promise<void>) => {
+      held.delete(m);
+      await what().catch((error: unknown) => this.context.logger.error(`Listener group ${group}: settling the entry at ${m.info.stream}#${m.seq} failed: ${describeError(error)}`));
+    };
+    let message: EventMessage;
+    try {
+      message = decodeEvent(m.data);
+      const expected = eventSubject(this.resolved, message.apiName, message.eventName);
+      if (expected !== m.subject) {
+        throw new LightbusError(ErrorCodes.MESSAGE_MALFORMED, `Malformed event: it names ${message.apiName}.${message.eventName} but was published to ${m.subject}.`);
+      }
+    } catch (error) {
+      this.context.logger.error(`Listener group ${group}: dead-lettering the malformed entry ${m.info.stream}#${m.seq}: ${describeError(error)}`);
+      await settleHere(() => this.#deadLetter(m, group, error));
+      return null;
+    }
+    if (!byApi.get(message.apiName)?.has(message.eventName)) {
+      await settleHere(async () => m.ack()); // same API, not asked for: acknowledged and skipped
+      return null;
+    }
+    if (deliveryCount > this.resolved.maxDeliveries) {
+      const reason = `delivered ${deliveryCount} times without being settled (the limit is ${this.resolved.maxDeliveries}; did its handler crash the process?)`;
+      this.context.logger.error(`Listener group ${group}: dead-lettering ${message.apiName}.${message.eventName} (${message.id}): ${reason}`);
+      await settleHere(() => this.#deadLetter(m, group, new Error(reason)));
+      return null;
+    }
+    let settled = false;
+    const once = async (what: string, action: () => Promise<void>) => {
+      if (settled) return;
+      settled = true;
+      held.delete(m);
+      try {
+        await action();
+      } catch (error) {
+        throw wrapError(`${what} of event ${message.apiName}.${message.eventName} (${message.id})`, error, 'It will be redelivered after acknowledgement_timeout.');
+      }
+    };
+    return {
+      message,
+      position: String(m.seq),
+      deliveryCount,
+      ack: () =>
+        once('acknowledging', async () => {
+          await m.ackAck();
+        }),
+      nack: ({ delayMs }) => once('retrying', async () => m.nak(Math.max(0, Math.round(delayMs)))),
+      deadLetter: (error) => once('dead-lettering', () => this.#deadLetter(m, group, error)),
+    };
+  }
+
+  /** Stores the message as received in the API's dead-letter stream, then acknowledges it. */
+  async #deadLetter(m: JsMsg, group: string, error: unknown): Promise<void> {
+    const tokens = m.subject.split('.');
+    const o = this.resolved;
+    const prefixTokens = o.subjectPrefix.split('.').length + 1; // {prefix}.event.
+    const apiName = tokens.slice(prefixTokens, -1).join('.');
+    const eventToken = tokens.at(-1) ?? '_';
+    await this.#ensureDeadStream(apiName);
+    const h = natsHeaders();
+    h.set(DEAD_LETTER_HEADERS.error, oneLine(describeError(error)) || 'unknown error');
+    h.set(DEAD_LETTER_HEADERS.attempts, String(m.info.deliveryCount));
+    h.set(DEAD_LETTER_HEADERS.listener, oneLine(group, 500));
+    h.set(DEAD_LETTER_HEADERS.stream, m.info.stream);
+    h.set(DEAD_LETTER_HEADERS.sequence, String(m.seq));
+    h.set(DEAD_LETTER_HEADERS.subject, m.subject);
+    const nc = this.openConnection ?? (await this.connection());
+    await nc.jetstream().publish(deadSubject(o, apiName, eventToken), m.data, { headers: h, msgID: `${m.info.stream}:${m.seq}:${group}` });
+    await m.ackAck();
+  }
+
+  /** Reads an API's stream, newest first by default, with optional event, time and count limits. */
+  async *history(query: HistoryQuery): AsyncIterable<HistoricalEvent> {
+    const { jsm } = await this.#jsm();
+    const o = this.resolved;
+    const stream = eventStreamName(o, query.apiName);
+    let first: number;
+    let last: number;
+    try {
+      const info = await jsm.streams.info(stream);
+      first = info.state.first_seq;
+      last = info.state.last_seq;
+    } catch (error) {
+      if (apiErrorCode(error) === ERR_STREAM_NOT_FOUND) return;
+      throw wrapError(`reading the stream ${stream}`, error);
+    }
+    if (last < first || last === 0) return;
+    const newestFirst = (query.order ?? 'newest-first') === 'newest-first';
+    const subject = query.eventName === undefined ? undefined : eventSubject(o, query.apiName, query.eventName);
+    const since = query.since?.getTime();
+    const until = query.until?.getTime();
+    const limit = query.limit ?? Infinity;
+    let count = 0;
+    const chunk = 32;
+    let next = newestFirst ? last : first;
+    while (count < limit && (newestFirst ? next >= first : next <= last)) {
+      const seqs: number[] = [];
+      for (let i = 0; i < chunk && (newestFirst ? next >= first : next <= last); i++) seqs.push(newestFirst ? next-- : next++);
+      const stored = await Promise.all(
+        seqs.map((seq) =>
+          jsm.streams.getMessage(stream, { seq }).catch((error: unknown) => {
+            if (apiErrorCode(error) === ERR_NO_MESSAGE) return null; // deleted or trimmed
+            throw wrapError(`reading message ${seq} of ${stream}`, error);
+          }),
+        ),
+      );
+      for (const sm of stored) {
+        if (!sm) continue;
+        const t = sm.time.getTime();
+        if (since !== undefined && t < since) {
+          if (newestFirst) return; // older from here on
+          continue;
+        }
+        if (until !== undefined && t > until) {
+          if (!newestFirst) return;
+          continue;
+        }
+        if (subject !== undefined && sm.subject !== subject) continue;
+        const event = this.#decodeStored(sm, stream);
+        if (!event) continue;
+        yield { message: event, position: String(sm.seq), time: sm.time };
+        if (++count >= limit) return;
+      }
+    }
+  }
+
+  #decodeStored(sm: StoredMsg, stream: string): EventMessage | null {
+    try {
+      return decodeEvent(sm.data);
+    } catch (error) {
+      this.context.logger.warn(`History of ${stream}: skipped the entry #${sm.seq}: ${describeError(error)}`);
+      return null;
+    }
+  }
+}
