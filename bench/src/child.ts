@@ -209,6 +209,9 @@ async function main(s: ChildSpec): Promise<void> {
   const client = roles.includes('client') ? new ClientHalf(target.client(s.ctx), s.plan) : undefined;
   if (worker && client) worker.onHandled = () => client.handled();
 
+  // The orchestrator disconnects once it has what it needs: leave at once, whatever a client
+  // library still holds open.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (raw: ParentMessage) => {
     void (async () => {
       try {

@@ -45,11 +45,11 @@ async function loadPlugins(transport: TransportName): Promise<TransportPlugin<ne
     case 'memory':
       return [];
     case 'redis':
-      return [(await import('@lightbus/redis')).transportPlugin as TransportPlugin<never>];
+      return [(await import('@lightbus/redis')).transportPlugin];
     case 'nats':
-      return [(await import('@lightbus/nats')).transportPlugin as TransportPlugin<never>];
+      return [(await import('@lightbus/nats')).transportPlugin];
     case 'amqp':
-      return [(await import('@lightbus/amqp')).transportPlugin as TransportPlugin<never>];
+      return [(await import('@lightbus/amqp')).transportPlugin];
   }
 }
 

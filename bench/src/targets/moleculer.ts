@@ -20,7 +20,7 @@ function makeBroker(transport: TransportName, ctx: RunContext, role: string): Se
     transport === 'redis'
       ? { type: 'Redis', options: redisOptions(ctx.redisUrl) }
       : // The NATS transporter hands its options to nats.js connect().
-        { type: 'NATS', options: { url: ctx.natsUrl, noAsyncTraces: true } as { url: string } };
+        { type: 'NATS', options: { url: ctx.natsUrl, noAsyncTraces: true } };
   return new ServiceBroker({
     namespace: `lbbench_${ctx.id}`,
     nodeID: `${role}-${ctx.id}`,
