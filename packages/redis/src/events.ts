@@ -266,6 +266,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   // Reading
 
   #push(loop: Loop, ready: Ready): void {
+    if (loop.signal.aborted) {
+      // The listener is gone: the entries stay pending (re-read on restart, or reclaimed).
+      ready.taken?.();
+      return;
+    }
     loop.ready.push(ready);
     loop.notifier.notify();
   }
@@ -340,7 +345,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   /**
-   * `XPENDING {stream} {group} - + 100` (paged), and for entries of other consumers idle longer
+   * `XPENDING {stream} {group} - + <reclaim_batch_size>` (paged), and for entries of other consumers idle longer
    * than `acknowledgement_timeout`, `XCLAIM {stream} {group} {me} <timeout> <ids...>`. Ids the
    * XCLAIM does not return (trimmed entries) are acknowledged and dropped.
    */
@@ -350,7 +355,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       for (;;) {
         let rows: PendingRow[];
         try {
-          rows = (await this.redis.send(['XPENDING', stream, loop.group, start, '+', 100])) as PendingRow[];
+          rows = (await this.redis.send(['XPENDING', stream, loop.group, start, '+', this.settings.reclaimBatchSize])) as PendingRow[];
         } catch (error) {
           if (isReplyError(error, 'NOGROUP')) break;
           throw error;
@@ -373,7 +378,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
             this.#push(loop, { events });
           }
         }
-        if (rows.length < 100) break;
+        if (rows.length < this.settings.reclaimBatchSize) break;
         start = nextId(rows[rows.length - 1]![0]);
       }
     }

@@ -32,6 +32,8 @@ export interface RedisTransportOptions {
   acknowledgement_timeout?: number;
   /** Seconds between reclaim passes. Default: `acknowledgement_timeout`. */
   reclaim_interval?: number;
+  /** Pending entries examined per XPENDING page when reclaiming. Default 100 (as Python). */
+  reclaim_batch_size?: number;
   /** `COUNT` of XREADGROUP: events read at once. Default 10 (a listener's `batchSize` wins). */
   batch_size?: number;
   /** Seconds after which an idle consumer is removed from its group at listener start. Default 30 days. */
@@ -51,6 +53,7 @@ export interface ResolvedRedisOptions {
   ackTimeoutMs: number;
   reclaimIntervalMs: number;
   batchSize: number;
+  reclaimBatchSize: number;
   consumerTtlMs: number;
   blockMs: number;
   maxMessageBytes: number;
@@ -67,6 +70,7 @@ export function resolveOptions(options: RedisTransportOptions): ResolvedRedisOpt
     ackTimeoutMs,
     reclaimIntervalMs: options.reclaim_interval !== undefined ? options.reclaim_interval * 1000 : ackTimeoutMs,
     batchSize: options.batch_size ?? 10,
+    reclaimBatchSize: options.reclaim_batch_size ?? 100,
     consumerTtlMs: (options.consumer_ttl ?? 30 * 24 * 3600) * 1000,
     blockMs: options.block_timeout_ms ?? 1000,
     maxMessageBytes: options.max_message_bytes ?? 1_048_576,
@@ -88,6 +92,7 @@ export const redisOptionsSchema: Record<string, unknown> = {
     acknowledgement_timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an unacknowledged event is reclaimed. Default 60.' },
     reclaim_interval: { type: 'number', exclusiveMinimum: 0, description: 'Seconds between reclaim passes. Default: acknowledgement_timeout.' },
     batch_size: { type: 'integer', minimum: 1, description: 'COUNT of XREADGROUP. Default 10.' },
+    reclaim_batch_size: { type: 'integer', minimum: 1, description: 'Pending entries examined per XPENDING page when reclaiming. Default 100.' },
     consumer_ttl: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an idle consumer is removed. Default 2592000 (30 days).' },
     block_timeout_ms: { type: 'integer', minimum: 10, description: 'Milliseconds one blocking read waits. Default 1000.' },
     max_message_bytes: { type: 'integer', minimum: 1, description: 'Largest stream entry accepted, in bytes. Default 1048576.' },

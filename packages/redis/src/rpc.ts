@@ -17,12 +17,13 @@ interface Popped {
 }
 
 /** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
-const DRAIN = 63;
+const DRAIN = 31;
 
 /** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
   /** Declared capabilities: the expiry key carries the call's deadline. */
   readonly capabilities = { deadlines: true };
+  #queueCount = 1;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -65,14 +66,25 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     const signal = AbortSignal.any([options.signal, this.closing.signal]);
     if (signal.aborted || apiNames.length === 0) return;
     const queues = [...new Set(apiNames)].map(rpcQueueKey);
+    this.#queueCount = Math.max(this.#queueCount, queues.length);
     let conn: CommandClient | undefined;
+    let connId: string | undefined;
     let pending: RpcMessage[] = [];
     let attempt = 0;
     let turn = 0;
+    // On abort, end the blocking BLPOP at once with CLIENT UNBLOCK (it then returns nothing, so
+    // no call is lost, unlike dropping the connection). On a cluster, the BLPOP times out instead.
+    const onAbort = () => {
+      if (connId !== undefined) void this.redis.send(['CLIENT', 'UNBLOCK', connId]).catch(() => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
         try {
-          conn ??= await this.acquireBlocking();
+          if (!conn) {
+            conn = await this.acquireBlocking();
+            connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
+          }
           const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
           const popped = await this.#pop(conn, keys);
           attempt = 0;
@@ -96,6 +108,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         }
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       if (conn) this.releaseBlocking(conn, true);
       if (pending.length > 0) await this.#restore(pending);
     }
@@ -103,7 +116,9 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
 
   /** BLPOP one call (or time out), then drain a burst from the same queue without blocking. */
   async #pop(conn: CommandClient, keys: string[]): Promise<Popped[]> {
-    const seconds = (this.settings.blockMs / 1000).toFixed(3);
+    // On a cluster each queue is read in turn (a BLPOP may not cross slots): wait less per queue.
+    const ms = this.redis.cluster ? Math.max(50, this.settings.blockMs / this.#queueCount) : this.settings.blockMs;
+    const seconds = (ms / 1000).toFixed(3);
     const reply = (await conn.send(['BLPOP', ...keys, seconds])) as [string, string] | null;
     if (!reply) return [];
     const [queue, blob] = reply;
@@ -120,7 +135,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       try {
         decoded.push({ message: decodeCall(p.blob), popped: p });
       } catch (error) {
-        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { sample: p.blob.slice(0, 200) });
+        // The blob is not logged: its arguments may hold secrets.
+        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { bytes: p.blob.length });
       }
     }
     if (decoded.length === 0) return [];
