@@ -5,14 +5,19 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { NatsConnection } from 'nats';
-import { ErrorCodes, LightbusError, TransportError, describeError, redactUrl, type TransportContext } from '@lightbus/core';
+import { ErrorCodes, LightbusError, TransportError, describeError, type TransportContext } from '@lightbus/core';
 import { acquireConnection, type ConnectionLease } from './connection.js';
 import { resolveOptions, type NatsTransportOptions, type ResolvedNatsOptions } from './options.js';
+
+/** Hides credentials in URLs (`nats://user:pass@host`, `nats://token@host`) inside a text. */
+export function redactSecrets(text: string): string {
+  return text.replace(/(\w[\w+.-]*:\/\/)[^@\s/]+@/g, '$1***@');
+}
 
 /** Wraps a nats.js error in a {@link TransportError} saying what failed. Lightbus errors pass through. */
 export function wrapError(what: string, error: unknown, hint = ''): LightbusError {
   if (LightbusError.isInstance(error)) return error;
-  return new TransportError(`NATS: ${what} failed: ${redactUrl(describeError(error))}.${hint ? ` ${hint}` : ''}`, { cause: error });
+  return new TransportError(`NATS: ${what} failed: ${redactSecrets(describeError(error))}.${hint ? ` ${hint}` : ''}`, { cause: error });
 }
 
 /** The base of the NATS transports: opens (or borrows) the connection and gives it back on close. */
@@ -50,8 +55,16 @@ export abstract class NatsTransportBase {
 
   /** The connection, opened on first use. */
   protected async connection(): Promise<NatsConnection> {
-    if (this.#nc) return this.#nc;
+    if (this.#nc && !this.#nc.isClosed()) return this.#nc;
     if (this.closing.signal.aborted) throw this.closedError();
+    if (this.#nc && !this.options.connection) {
+      // Our pooled connection was closed for good (the client gave up): take a fresh one.
+      const old = this.#lease;
+      this.#lease = undefined;
+      this.#nc = undefined;
+      await (await old?.catch(() => undefined))?.release();
+      this.context.logger.warn('The NATS connection was closed; opening a new one');
+    }
     this.#lease ??= acquireConnection(this.options, `lightbus ${this.context.serviceName} ${this.context.processName}`, this.context.logger);
     let lease: ConnectionLease;
     try {
@@ -66,7 +79,7 @@ export abstract class NatsTransportBase {
 
   /** The connection when already open (lets a caller act without yielding to the event loop). */
   protected get openConnection(): NatsConnection | undefined {
-    return this.#nc;
+    return this.#nc && !this.#nc.isClosed() ? this.#nc : undefined;
   }
 
   /** The error thrown when the transport is used after close(). */

@@ -7,8 +7,15 @@
  */
 import { createHash } from 'node:crypto';
 import { Events, connect, type ConnectionOptions, type NatsConnection } from 'nats';
-import { TransportError, describeError, redactUrl, type Logger } from '@lightbus/core';
+import { TransportError, describeError, type Logger } from '@lightbus/core';
 import type { NatsTransportOptions } from './options.js';
+
+/** Hides credentials in URLs, and the configured password and token wherever they appear. */
+function redactFor(options: NatsTransportOptions, text: string): string {
+  let out = text.replace(/(\w[\w+.-]*:\/\/)[^@\s/]+@/g, '$1***@');
+  for (const secret of [options.pass, options.token]) if (secret) out = out.split(secret).join('***');
+  return out;
+}
 
 interface Shared {
   connection: Promise<NatsConnection>;
@@ -60,6 +67,7 @@ export function connectionOptions(options: NatsTransportOptions, defaultName: st
 }
 
 async function open(options: NatsTransportOptions, defaultName: string, logger: Logger): Promise<NatsConnection> {
+  const redactUrl = (text: string) => redactFor(options, text);
   const where = servers(options).map(redactUrl).join(', ');
   let nc: NatsConnection;
   try {

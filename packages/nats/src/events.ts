@@ -46,6 +46,7 @@ import {
   LightbusError,
   Notifier,
   describeError,
+  sleep,
   type EventCapabilities,
   type EventMessage,
   type EventSendOptions,
@@ -93,6 +94,8 @@ const WORTH_A_WARNING = new Set<string>([
   ConsumerEvents.ConsumerDeleted,
   ConsumerEvents.NoResponders,
 ]);
+
+const GONE = new Set<string>([ConsumerEvents.ConsumerNotFound, ConsumerEvents.ConsumerDeleted, ConsumerEvents.StreamNotFound]);
 
 const ERR_STREAM_NOT_FOUND = 10059;
 const ERR_CONSUMER_NOT_FOUND = 10014;
@@ -211,29 +214,37 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     });
   }
 
-  /** Publishes the event to its API's stream; resolves when JetStream has stored it. */
+  /**
+   * Publishes the event to its API's stream; resolves when JetStream has stored it. While the
+   * server is unreachable or JetStream is not ready (a restart), it tries again within the time
+   * budget (`timeoutMs`, default 10 s); the event id as `Nats-Msg-Id` makes retries store it once.
+   */
   async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
     if (this.closing.signal.aborted) throw this.closedError();
-    await this.#ensureEventStream(message.apiName);
-    const nc = this.openConnection ?? (await this.connection());
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
     const subject = eventSubject(this.resolved, message.apiName, message.eventName);
     const data = encodeEvent(message);
-    const publish = () => nc.jetstream().publish(subject, data, { msgID: message.id, ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}) });
-    try {
-      await publish();
-    } catch (error) {
-      // The stream may have been deleted since we checked: make sure it exists and try once more.
-      if ((error as { code?: string }).code === '503') {
-        this.#streams.delete(`event:${message.apiName}`);
+    const what = `publishing event ${message.apiName}.${message.eventName}`;
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
         await this.#ensureEventStream(message.apiName);
-        try {
-          await publish();
-          return;
-        } catch (again) {
-          throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, again);
+        const nc = this.openConnection ?? (await this.connection());
+        const timeout = Math.max(100, Math.min(5000, deadline - Date.now()));
+        await nc.jetstream().publish(subject, data, { msgID: message.id, timeout });
+        return;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        // 503: no stream took it (deleted since we checked, or JetStream still starting).
+        if (code === '503') this.#streams.delete(`event:${message.apiName}`);
+        const retryable = code === '503' || code === 'TIMEOUT' || (LightbusError.isInstance(error) && error.retryable);
+        if (!retryable || this.closing.signal.aborted || Date.now() + delay >= deadline) {
+          throw wrapError(what, error, `Tried ${attempt} time(s). The event may not be stored; sending it again is safe (JetStream drops duplicates by event id).`);
         }
+        this.context.logger.warn(`${what} failed (${describeError(error)}); trying again in ${delay} ms`);
+        await sleep(delay, this.closing.signal);
+        delay = Math.min(2000, delay * 2);
       }
-      throw wrapError(`publishing event ${message.apiName}.${message.eventName}`, error, 'The event was not stored; sending it again is safe (duplicates are dropped by its id).');
     }
   }
 
@@ -279,23 +290,49 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     }
     const current = existing.config;
     const currentFilters = current.filter_subjects ?? (current.filter_subject ? [current.filter_subject] : []);
-    const desiredFilters = filter.filter_subjects ?? [filter.filter_subject!];
-    const sameFilter = JSON.stringify([...currentFilters].sort()) === JSON.stringify([...desiredFilters].sort());
-    if (sameFilter && current.ack_wait === ackWait) return;
-    // An existing filter that lets every wanted event through still works (unwanted ones are skipped).
+    // A filter that lets every wanted event through is kept as it is (events not asked for are
+    // skipped); filters only ever widen, so processes of old and new versions never fight.
     const covers = currentFilters.length === 0 || currentFilters.includes(eventWildcard(o, apiName)) || wanted.every((w) => currentFilters.includes(w));
-    const { filter_subject: _single, filter_subjects: _many, ...rest } = current;
-    try {
-      await jsm.consumers.update(stream, durable, { ...rest, ack_wait: ackWait, ...filter });
-      this.context.logger.info(`Updated JetStream consumer ${durable} on ${stream}`, { filter: desiredFilters, ack_wait_ms: o.ackWaitMs });
-    } catch (error) {
-      if (!covers) {
-        throw new ConfigurationError(
-          `Listener group ${group} now listens to ${eventNames.join(', ')} of API ${apiName}, but its JetStream consumer ${durable} on stream ${stream} filters on ${currentFilters.join(', ')}, and the server would not change it (${describeError(error)}). Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`,
-          { cause: error },
-        );
+    if (covers) {
+      if (current.ack_wait === ackWait) return;
+      try {
+        await jsm.consumers.update(stream, durable, { ...current, ack_wait: ackWait });
+        this.context.logger.info(`Updated JetStream consumer ${durable} on ${stream}`, { ack_wait_ms: o.ackWaitMs });
+      } catch (error) {
+        this.context.logger.warn(`Could not change the ack wait of JetStream consumer ${durable} on ${stream} (${describeError(error)}); using it as it is`);
       }
-      this.context.logger.warn(`Could not update JetStream consumer ${durable} on ${stream} (${describeError(error)}); using it as it is`);
+      return;
+    }
+    const { filter_subject: _single, filter_subjects: _many, ...rest } = current;
+    if (versionAtLeast(nc.info?.version, 2, 10)) {
+      const union = [...new Set([...currentFilters, ...wanted])];
+      try {
+        await jsm.consumers.update(stream, durable, { ...rest, ack_wait: ackWait, filter_subjects: union });
+        this.context.logger.info(`Widened the filter of JetStream consumer ${durable} on ${stream}`, { filter: union });
+        return;
+      } catch (error) {
+        throw wrapError(`widening the filter of consumer ${durable} on ${stream} to ${union.join(', ')}`, error, `Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`);
+      }
+    }
+    // Servers before 2.10 accept a filter change but then deliver nothing: recreate the consumer
+    // on the API's wildcard, starting after the last event it had acknowledged in order (events
+    // acknowledged out of order after that are delivered again).
+    const startSeq = existing.ack_floor.stream_seq + 1;
+    try {
+      await jsm.consumers.delete(stream, durable);
+      await jsm.consumers.add(stream, {
+        ...rest,
+        ack_wait: ackWait,
+        filter_subject: eventWildcard(o, apiName),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: startSeq,
+        opt_start_time: undefined,
+      });
+      this.context.logger.warn(
+        `Recreated JetStream consumer ${durable} on ${stream} on the API's wildcard (it filtered on ${currentFilters.join(', ')}, and this server cannot change a filter), resuming at sequence ${startSeq}`,
+      );
+    } catch (error) {
+      throw wrapError(`recreating consumer ${durable} on ${stream} with a wider filter`, error, `Delete the consumer (nats consumer rm ${stream} ${durable}) or give the listener a new name.`);
     }
   }
 
@@ -344,7 +381,11 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
             max_messages: batchSize,
             callback: (m) => {
               if (stop.aborted) {
-                m.nak();
+                try {
+                  m.nak();
+                } catch {
+                  // Draining: it comes back after acknowledgement_timeout.
+                }
                 return;
               }
               queue.push(m);
@@ -356,7 +397,15 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
           throw wrapError(`consuming events of API ${apiName} for listener group ${group}`, error);
         }
         sessions.push(messages);
-        void this.#watchStatus(messages, group, apiName);
+        void this.#watchStatus(messages, group, apiName, (reason) => {
+          // The consumer (or its stream) was deleted under us: end with an error, so the runtime
+          // starts consuming again, which creates them anew.
+          this.#streams.delete(`event:${apiName}`);
+          if (!stop.aborted && failure === undefined) {
+            failure = new Error(`the JetStream consumer ${durable} of API ${apiName} is gone (${reason})`);
+            notifier.notify();
+          }
+        });
         void messages.closed().then((error) => {
           if (!stop.aborted) {
             failure = error ?? new Error('the consumer stopped');
@@ -366,7 +415,12 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       }
       // Keep the events this loop holds from being redelivered elsewhere while they are handled.
       keepAlive = setInterval(() => {
-        for (const m of held) m.working();
+        if (nc.isClosed()) return;
+        try {
+          for (const m of held) m.working();
+        } catch {
+          // The connection is draining or reconnecting; JetStream redelivers if it must.
+        }
       }, Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
       keepAlive.unref();
 
@@ -387,20 +441,26 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     } finally {
       if (keepAlive) clearInterval(keepAlive);
       await Promise.allSettled(sessions.map((s) => s.close()));
+      // Received but never yielded: hand them back at once rather than after the ack timeout.
       for (const m of queue.splice(0)) {
         held.delete(m);
-        if (!nc.isClosed()) m.nak();
+        try {
+          if (!nc.isClosed()) m.nak();
+        } catch {
+          // Draining: they come back after acknowledgement_timeout instead.
+        }
       }
       if (stop.aborted) logger.debug(`Listener group ${group} stopped consuming`);
     }
   }
 
-  async #watchStatus(messages: ConsumerMessages, group: string, apiName: string): Promise<void> {
+  async #watchStatus(messages: ConsumerMessages, group: string, apiName: string, onGone: (reason: string) => void): Promise<void> {
     try {
       for await (const s of await messages.status()) {
         if (WORTH_A_WARNING.has(s.type)) {
           this.context.logger.warn(`JetStream consumer of listener group ${group} on API ${apiName}: ${s.type}`, { data: describeError(s.data) });
         }
+        if (GONE.has(s.type)) onGone(s.type);
       }
     } catch {
       // The status iterator ends with the consumer.
@@ -453,7 +513,8 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       deliveryCount,
       ack: () =>
         once('acknowledging', async () => {
-          await m.ackAck();
+          if (!this.resolved.ackConfirm) return m.ack();
+          if (!(await m.ackAck())) throw new Error('JetStream did not confirm the acknowledgement');
         }),
       nack: ({ delayMs }) => once('retrying', async () => m.nak(Math.max(0, Math.round(delayMs)))),
       deadLetter: (error) => once('dead-lettering', () => this.#deadLetter(m, group, error)),

@@ -48,6 +48,12 @@ export type NatsTransportOptions = {
    * the bus's own `max_deliveries`. Default 20.
    */
   max_deliveries?: number;
+  /**
+   * Wait for JetStream to confirm each acknowledgement (a round trip per event) before `ack()`
+   * resolves. Off by default: an acknowledgement lost on the way (connection dropped) only means
+   * the event is delivered again, which at-least-once delivery allows. Default false.
+   */
+  ack_confirm?: boolean;
   /** How many events one pull asks JetStream for, when the listener does not say. Default 10. */
   batch_size?: number;
   /** Seconds an event is kept in its stream; 0 keeps events until `max_stream_length` trims them. Default 0. */
@@ -64,14 +70,25 @@ export type NatsTransportOptions = {
 
 /** The options with defaults filled in. */
 export interface ResolvedNatsOptions {
+  /** `subject_prefix`. */
   subjectPrefix: string;
+  /** `stream_prefix`. */
   streamPrefix: string;
+  /** `acknowledgement_timeout` in milliseconds. */
   ackWaitMs: number;
+  /** `max_deliveries`. */
   maxDeliveries: number;
+  /** `ack_confirm`. */
+  ackConfirm: boolean;
+  /** `batch_size`. */
   batchSize: number;
+  /** `stream_max_age` in milliseconds (0: no age limit). */
   streamMaxAgeMs: number;
+  /** `max_stream_length` (`null`: no length limit). */
   maxStreamLength: number | null;
+  /** `storage`. */
   storage: 'file' | 'memory';
+  /** `schema_bucket`. */
   schemaBucket: string;
 }
 
@@ -110,6 +127,7 @@ export function resolveOptions(options: NatsTransportOptions): ResolvedNatsOptio
     streamPrefix,
     ackWaitMs: positive('acknowledgement_timeout', options.acknowledgement_timeout, 60) * 1000,
     maxDeliveries: Math.floor(positive('max_deliveries', options.max_deliveries, 20)),
+    ackConfirm: options.ack_confirm ?? false,
     batchSize: Math.floor(positive('batch_size', options.batch_size, 10)),
     streamMaxAgeMs: maxAge * 1000,
     maxStreamLength: options.max_stream_length === undefined ? 100_000 : options.max_stream_length,
@@ -150,6 +168,7 @@ export const natsOptionsSchema: Record<string, unknown> = {
     stream_prefix: { type: 'string', pattern: NAME_PREFIX.source, description: 'Prefix of every stream name. Default lightbus.' },
     acknowledgement_timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an unacknowledged event is redelivered. Default 60.' },
     max_deliveries: { type: 'integer', minimum: 1, description: 'Deliveries after which the transport dead-letters an event. Default 20.' },
+    ack_confirm: { type: 'boolean', description: 'Wait for the server to confirm each acknowledgement. Default false.' },
     batch_size: { type: 'integer', minimum: 1, description: 'Events per pull. Default 10.' },
     stream_max_age: { type: 'number', minimum: 0, description: 'Seconds events are kept; 0 keeps them. Default 0.' },
     max_stream_length: { type: ['integer', 'null'], minimum: 1, description: 'Events kept per API stream; null keeps all. Default 100000.' },

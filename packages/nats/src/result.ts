@@ -58,7 +58,10 @@ export class NatsResultTransport extends NatsTransportBase implements ResultTran
     await this.#ensureMux();
   }
 
-  #ensureMux(): Promise<{ prefix: string; sub: Subscription }> {
+  async #ensureMux(): Promise<{ prefix: string; sub: Subscription }> {
+    const current = await this.#mux?.catch(() => undefined);
+    // A subscription on a connection that was closed for good is replaced on the new one.
+    if (current?.sub.isClosed()) this.#mux = undefined;
     this.#mux ??= (async () => {
       const nc = await this.connection();
       const prefix = createInbox();

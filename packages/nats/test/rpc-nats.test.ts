@@ -93,3 +93,35 @@ describe('nats rpc specifics', () => {
     await loop2;
   });
 });
+
+describe('a pooled connection closed for good', () => {
+  class ProbedRpc extends NatsRpcTransport {
+    /** The connection, for the test to close it. */
+    nc() {
+      return this.connection();
+    }
+  }
+
+  it('is replaced by a fresh one on next use, for calls, consumers and results', async () => {
+    const ctx = newContext();
+    const options = isolatedOptions(ctx.id, { name: `pooled ${ctx.id}` });
+    const rpc = new ProbedRpc(options, ctx);
+    const results = new NatsResultTransport(options, ctx);
+    open.push(rpc, results);
+    await rpc.open();
+    await results.open();
+    await (await rpc.nc()).close(); // as if the client had given up reconnecting
+    const controller = new AbortController();
+    const loop = (async () => {
+      for await (const m of rpc.consume([ctx.apis[0]], { signal: controller.signal })) {
+        await results.send(m.returnPath, { id: newMessageId(), rpcMessageId: m.id, error: false, result: 'ok' }, { rpc: m });
+      }
+    })();
+    const pending = await results.prepare({ id: 'x1', apiName: ctx.apis[0], procedureName: 'p' });
+    await new Promise((r) => setTimeout(r, 100));
+    await rpc.call({ id: 'x1', apiName: ctx.apis[0], procedureName: 'p', kwargs: {}, returnPath: pending.returnPath }, { timeoutMs: 3000 });
+    await expect(pending.wait({ timeoutMs: 3000 })).resolves.toMatchObject({ result: 'ok' });
+    controller.abort();
+    await loop;
+  });
+});

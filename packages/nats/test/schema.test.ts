@@ -53,6 +53,17 @@ describe('nats schema specifics', () => {
     expect(Object.keys(await t.load())).toContain(ctx.apis[0]);
   });
 
+  it('moves the bucket max age when store() is given another TTL', async () => {
+    const { ctx, t } = make();
+    await t.load(); // creates the bucket with the default TTL
+    await t.store(ctx.apis[0], { events: {}, rpcs: {} }, 60);
+    const jsm = await (await adminConnection()).jetstreamManager();
+    expect((await jsm.streams.info(`KV_${bucketOf(ctx.id)}`)).config.max_age).toBe(60_000_000_000);
+    await t.store(ctx.apis[0], { events: {}, rpcs: {} }, 5);
+    expect((await jsm.streams.info(`KV_${bucketOf(ctx.id)}`)).config.max_age).toBe(5_000_000_000);
+    expect(Object.keys(await t.load())).toEqual([ctx.apis[0]]);
+  });
+
   it('skips a malformed value with a logged reason', async () => {
     const lines: string[] = [];
     const rec = (m: string, f?: LogFields) => lines.push(m + (f ? JSON.stringify(f) : ''));
