@@ -18,6 +18,15 @@ export function describeAmqpError(error: unknown): string {
   return redactUrl(describeError(error));
 }
 
+/** Publishes on a confirm channel; the promise settles with the broker's confirm. */
+function publishOn(channel: ConfirmChannel, exchange: string, key: string, content: Buffer, properties: Options.Publish): Promise<void> {
+  const confirmed = new Promise<void>((resolve, reject) => {
+    channel.publish(exchange, key, content, properties, (error: unknown) => (error ? reject(toError(error)) : resolve()));
+  });
+  confirmed.catch(() => undefined); // awaited by the caller; this only keeps an early rejection from being reported as unhandled
+  return confirmed;
+}
+
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(describeError(error));
 }
@@ -47,12 +56,15 @@ export class AmqpConnection {
   readonly #clientName: string;
   readonly #changed = new Notifier();
   #model: ChannelModel | undefined;
-  #generation = 0;
   #supervising = false;
   #closed = false;
   #lastError: unknown;
   #refs = 0;
   #confirm: Promise<ConfirmChannel> | undefined;
+  /** The publisher channel once it is open, with the exchanges declared on it (the fast path). */
+  #ready: { channel: ConfirmChannel; declared: Set<string> } | undefined;
+  /** Publishes waiting in the slow path; while any wait, later ones queue behind them (order). */
+  #queued = 0;
   #declared = new WeakMap<ChannelModel, Map<string, Promise<void>>>();
   #publishTail: Promise<unknown> = Promise.resolve();
   readonly #closing = new AbortController();
@@ -67,11 +79,6 @@ export class AmqpConnection {
     this.#logger = logger;
     this.#clientName = clientName;
     if (options.connection) this.#adopt(options.connection, true);
-  }
-
-  /** Incremented on every new connection: consumers compare it to know they must resume. */
-  get generation(): number {
-    return this.#generation;
   }
 
   /** True once {@link release} dropped the last reference. */
@@ -153,7 +160,6 @@ export class AmqpConnection {
 
   #adopt(model: ChannelModel, given: boolean): void {
     this.#model = model;
-    this.#generation++;
     model.on('error', (error: Error) => {
       this.#lastError = error;
       this.#logger.warn(`RabbitMQ connection error: ${describeAmqpError(error)}`);
@@ -164,6 +170,7 @@ export class AmqpConnection {
       if (this.#model !== model) return;
       this.#model = undefined;
       this.#confirm = undefined;
+      this.#ready = undefined;
       if (error) this.#lastError = error;
       this.#changed.notify();
       if (this.#closed) return;
@@ -199,6 +206,7 @@ export class AmqpConnection {
         channel.on('error', (error: Error) => this.#logger.warn(`RabbitMQ publisher channel error: ${describeAmqpError(error)}`));
         channel.on('close', () => {
           if (this.#confirm === created) this.#confirm = undefined;
+          if (this.#ready?.channel === channel) this.#ready = undefined;
           this.#declared.delete(model);
         });
         return channel;
@@ -225,7 +233,9 @@ export class AmqpConnection {
       } catch (error) {
         if (LightbusError.isInstance(error) && (error.code === ErrorCodes.CLOSED || error.code === ErrorCodes.TRANSPORT_ERROR)) throw error;
         const left = deadline - Date.now();
-        if (!options.retry || left <= 0 || this.#closed) {
+        // Refused for good (access, a missing or mismatched exchange): trying again will not help.
+        const refused = [403, 404, 406].includes(replyCode(error) ?? 0);
+        if (!options.retry || refused || left <= 0 || this.#closed) {
           throw new TransportError(`RabbitMQ did not take ${options.what}: ${describeAmqpError(error)}. It was not confirmed; try again.`, { cause: error });
         }
         this.#logger.warn(`Publishing ${options.what} failed (${describeAmqpError(error)}); trying again (attempt ${attempt + 1}).`);
@@ -242,25 +252,36 @@ export class AmqpConnection {
     options: PublishOptions,
     deadline: number,
   ): Promise<void> {
-    // Each publish waits for the previous one to have been handed to the channel, so publishes
-    // from one process leave in call order even while a channel is being (re)created.
-    const step = this.#publishTail.then(async () => {
-      const model = await this.get(undefined, Math.max(1, deadline - Date.now()));
-      const channel = await this.#confirmChannel(model);
-      for (const [name, type] of options.declare ?? []) await this.#ensureExchange(model, channel, name, type);
-      // Wrapped so that the chain moves on once the message is handed to the channel, not when
-      // it is confirmed: publishes are pipelined, confirms arrive in their own time.
-      const confirmed = new Promise<void>((resolve, reject) => {
-        channel.publish(exchange, key, content, properties, (error: unknown) => (error ? reject(toError(error)) : resolve()));
+    const declare = options.declare ?? [];
+    const ready = this.#ready;
+    let confirmed: Promise<void>;
+    if (this.#queued === 0 && ready && declare.every(([name]) => ready.declared.has(name))) {
+      // Fast path: the channel is open and the exchanges are declared; nothing waits before us.
+      confirmed = publishOn(ready.channel, exchange, key, content, properties);
+    } else {
+      // Slow path: each publish waits for the previous one to have been handed to the channel,
+      // so publishes from one process leave in call order even while a channel is (re)created.
+      this.#queued++;
+      const step = this.#publishTail.then(async () => {
+        const model = await this.get(undefined, Math.max(1, deadline - Date.now()));
+        const channel = await this.#confirmChannel(model);
+        for (const [name, type] of declare) await this.#ensureExchange(model, channel, name, type);
+        if (this.#ready?.channel !== channel) this.#ready = { channel, declared: new Set() };
+        for (const [name] of declare) this.#ready.declared.add(name);
+        // Wrapped so that the chain moves on once the message is handed to the channel, not when
+        // it is confirmed: publishes are pipelined, confirms arrive in their own time.
+        return { confirmed: publishOn(channel, exchange, key, content, properties) };
       });
-      confirmed.catch(() => undefined); // observed below; this only keeps an early rejection from being unhandled
-      return { confirmed };
-    });
-    this.#publishTail = step.then(
-      () => undefined,
-      () => undefined,
-    );
-    const { confirmed } = await step;
+      this.#publishTail = step.then(
+        () => undefined,
+        () => undefined,
+      );
+      try {
+        ({ confirmed } = await step);
+      } finally {
+        this.#queued--;
+      }
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

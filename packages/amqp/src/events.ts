@@ -49,11 +49,15 @@ export const DEAD_LETTER_HEADERS = {
 
 const PRECONDITION_FAILED = 406;
 
-/** How many times a message was delivered before, from the quorum queue's count. */
+/**
+ * How many times a message was delivered before: the quorum queue's `x-delivery-count`, and at
+ * least 1 when RabbitMQ flags it redelivered (a classic queue, or a broker version that does not
+ * count returns after a consumer died).
+ */
 function previousDeliveries(message: ConsumeMessage): number {
-  const count = (message.properties.headers)?.['x-delivery-count'];
-  if (typeof count === 'number' && Number.isFinite(count) && count >= 0) return count;
-  return message.fields.redelivered ? 1 : 0;
+  const count = message.properties.headers?.['x-delivery-count'] as unknown;
+  const counted = typeof count === 'number' && Number.isFinite(count) && count >= 0 ? count : 0;
+  return Math.max(counted, message.fields.redelivered ? 1 : 0);
 }
 
 /**
@@ -81,10 +85,14 @@ class GroupSession {
   readonly held = new Map<ConsumeMessage, NodeJS.Timeout>();
   consumerTag: string | undefined;
   alive = true;
+  #channelOpen = true;
 
   constructor(channel: Channel) {
     this.channel = channel;
-    channel.on('close', () => this.die());
+    channel.on('close', () => {
+      this.#channelOpen = false;
+      this.die();
+    });
   }
 
   deliver(message: ConsumeMessage | null): void {
@@ -104,7 +112,12 @@ class GroupSession {
 
   /** Waits for at least one message (or death, or abort), then takes up to `max`. */
   async take(max: number, signal: AbortSignal): Promise<ConsumeMessage[]> {
-    while (this.alive && this.#buffer.length === 0 && !signal.aborted) await this.#notifier.wait(signal);
+    if (this.#buffer.length === 0) {
+      while (this.alive && this.#buffer.length === 0 && !signal.aborted) await this.#notifier.wait(signal);
+      // Deliveries that arrived in the same read are dispatched one by one: let them land, so
+      // a backlog is handed out in full batches.
+      if (this.#buffer.length < max) await new Promise((resolve) => setImmediate(resolve));
+    }
     return this.#buffer.splice(0, max);
   }
 
@@ -124,6 +137,11 @@ class GroupSession {
     }, Math.max(0, delayMs));
     this.held.set(message, timer);
     return true;
+  }
+
+  /** Returns messages that were taken but will not be handed out. */
+  requeue(messages: readonly ConsumeMessage[]): void {
+    for (const message of messages) if (this.alive) settle(this.channel, message, 'requeue');
   }
 
   /** Stops new deliveries and returns the ones not handed out yet. */
@@ -148,9 +166,8 @@ class GroupSession {
   }
 
   async close(): Promise<void> {
-    const wasAlive = this.alive;
     this.die();
-    if (wasAlive) await this.channel.close().catch(() => undefined);
+    if (this.#channelOpen) await this.channel.close().catch(() => undefined);
   }
 }
 
@@ -190,9 +207,17 @@ export class AmqpEventTransport implements EventTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). */
+  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Publishes the event to the events exchange; resolves when RabbitMQ confirmed it. */
@@ -234,9 +259,13 @@ export class AmqpEventTransport implements EventTransport {
       let session: GroupSession | undefined;
       try {
         session = await this.#openSession(queue, keys, batchSize, signal);
-        failures = 0;
+        const openedAt = Date.now();
         while (!signal.aborted && session.alive) {
           const messages = await session.take(batchSize, signal);
+          if (signal.aborted) {
+            session.requeue(messages); // stopped while they arrived: nobody will handle them here
+            break;
+          }
           const batch: ReceivedEvent[] = [];
           for (const raw of messages) {
             const received = await this.#receive(session, raw, group, queue, wanted);
@@ -244,7 +273,13 @@ export class AmqpEventTransport implements EventTransport {
           }
           if (batch.length > 0) yield batch;
         }
-        if (!signal.aborted) logger.warn(`Listener ${subscription.listenerName}: the RabbitMQ channel closed; resuming.`);
+        if (!signal.aborted) {
+          // A channel that dies at once, again and again, must not make this loop spin.
+          failures = Date.now() - openedAt > 5000 ? 0 : failures + 1;
+          const delay = failures === 0 ? 0 : Math.min(30_000, 100 * 2 ** Math.min(failures, 8));
+          logger.warn(`Listener ${subscription.listenerName}: the RabbitMQ channel closed; resuming${delay ? ` in ${delay} ms` : ''}.`);
+          await sleep(delay, signal);
+        }
       } catch (error) {
         if (signal.aborted) break;
         failures++;

@@ -97,9 +97,17 @@ export class AmqpResultTransport implements ResultTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). The reply queue is declared on first use. */
+  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). The reply queue is declared on first use. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Keeps the reply queue declared and consumed, across reconnects. */
@@ -109,15 +117,18 @@ export class AmqpResultTransport implements ResultTransport {
     let failures = 0;
     while (!signal.aborted) {
       let channel: Channel | undefined;
+      let channelOpen = false;
       try {
         const conn = this.#conn();
         const model = await conn.get(signal, Number.POSITIVE_INFINITY);
         channel = await model.createChannel();
+        channelOpen = true;
         const closed = new Notifier();
         let alive = true;
         channel.on('error', (error: Error) => logger.warn(`RabbitMQ channel of the reply queue: ${describeAmqpError(error)}`));
         channel.on('close', () => {
           alive = false;
+          channelOpen = false;
           this.#consuming = false;
           closed.notify();
         });
@@ -136,11 +147,16 @@ export class AmqpResultTransport implements ResultTransport {
         );
         this.#channel = channel;
         this.#consuming = true;
-        failures = 0;
         this.#ready.notify();
+        const openedAt = Date.now();
         while (alive && !signal.aborted) await closed.wait(signal);
         this.#consuming = false;
-        if (!signal.aborted) logger.warn(`Lost the reply queue ${this.#queue}; declaring it again. Results sent meanwhile are lost (their calls time out).`);
+        if (!signal.aborted) {
+          failures = Date.now() - openedAt > 5000 ? 0 : failures + 1;
+          const delay = failures === 0 ? 0 : Math.min(10_000, 100 * 2 ** Math.min(failures, 7));
+          logger.warn(`Lost the reply queue ${this.#queue}; declaring it again${delay ? ` in ${delay} ms` : ''}. Results sent meanwhile are lost (their calls time out).`);
+          await sleep(delay, signal);
+        }
       } catch (error) {
         this.#consuming = false;
         if (signal.aborted) break;
@@ -152,7 +168,7 @@ export class AmqpResultTransport implements ResultTransport {
         await sleep(delay, signal);
       } finally {
         if (channel && this.#channel === channel) this.#channel = undefined;
-        if (channel && signal.aborted) await channel.close().catch(() => undefined);
+        if (channel && channelOpen) await channel.close().catch(() => undefined);
       }
     }
   }

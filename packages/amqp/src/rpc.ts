@@ -60,9 +60,17 @@ export class AmqpRpcTransport implements RpcTransport {
     return this.#connection;
   }
 
-  /** Connects (waiting at most `connect_timeout`). */
+  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
   async open(): Promise<void> {
-    await this.#conn().get();
+    const connection = this.#conn();
+    try {
+      await connection.get();
+    } catch (error) {
+      // The registry drops a transport whose open() failed without closing it: stop retrying.
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
   }
 
   /** Declares an API's queue once per connection, so a call published before any worker started waits for one. */
@@ -121,6 +129,7 @@ export class AmqpRpcTransport implements RpcTransport {
       const buffer: ConsumeMessage[] = [];
       const notifier = new Notifier();
       let alive = true;
+      let channelOpen = true;
       try {
         const model = await this.#conn().get(signal);
         channel = await model.createChannel();
@@ -128,6 +137,7 @@ export class AmqpRpcTransport implements RpcTransport {
         channel.on('error', (error: Error) => logger.warn(`RabbitMQ channel of the RPC consumer: ${describeAmqpError(error)}`));
         channel.on('close', () => {
           alive = false;
+          channelOpen = false;
           notifier.notify();
         });
         await channel.prefetch(this.#options.prefetch);
@@ -144,7 +154,7 @@ export class AmqpRpcTransport implements RpcTransport {
             { noAck: false },
           );
         }
-        failures = 0;
+        const openedAt = Date.now();
         while (!signal.aborted && alive) {
           const raw = buffer.shift();
           if (!raw) {
@@ -155,7 +165,13 @@ export class AmqpRpcTransport implements RpcTransport {
           const message = this.#decode(raw);
           if (message) yield message;
         }
-        if (!signal.aborted) logger.warn('The RPC consumer lost its RabbitMQ channel; resuming.');
+        if (!signal.aborted) {
+          // A channel that dies at once, again and again, must not make this loop spin.
+          failures = Date.now() - openedAt > 5000 ? 0 : failures + 1;
+          const delay = failures === 0 ? 0 : Math.min(30_000, 100 * 2 ** Math.min(failures, 8));
+          logger.warn(`The RPC consumer lost its RabbitMQ channel; resuming${delay ? ` in ${delay} ms` : ''}.`);
+          await sleep(delay, signal);
+        }
       } catch (error) {
         if (signal.aborted) break;
         failures++;
@@ -166,7 +182,7 @@ export class AmqpRpcTransport implements RpcTransport {
         if (channel) {
           // Closing returns the calls received but not handed out to the queue.
           this.#channels.delete(channel);
-          if (alive) await channel.close().catch(() => undefined);
+          if (channelOpen) await channel.close().catch(() => undefined);
         }
       }
     }
