@@ -23,6 +23,8 @@ const HELP = `Usage: pnpm bench [options]
                      2000 serial events, 5000 serial calls, 20000 concurrent calls)
   --max-seconds S    time bound of one run (default 20)
   --in-flight N      calls in flight in rpc-concurrent (default 50)
+  --listener-concurrency N
+                     handlers a bus listener runs at once (default 16)
   --quick            tiny counts, one run, 5 s bound: a smoke test
   --events N         soak: fire N events in bulk once per target and report worker RSS growth
                      (default targets: the bus ones); not part of the default run
@@ -171,6 +173,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
       'max-seconds': { type: 'string' },
       'in-flight': { type: 'string' },
       quick: { type: 'boolean' },
+      'listener-concurrency': { type: 'string' },
       events: { type: 'string' },
       out: { type: 'string' },
       profile: { type: 'boolean' },
@@ -201,6 +204,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
     redisUrl: process.env.LB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9',
     natsUrl: process.env.LB_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222',
     amqpUrl: process.env.LB_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    busListenerConcurrency: positiveInt('listener-concurrency', values['listener-concurrency']) ?? 16,
   };
   const outDir = resolve(values.out ?? join(fileURLToPath(new URL('..', import.meta.url)), 'results'));
   mkdirSync(outDir, { recursive: true });
@@ -257,7 +261,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     machine: { cores: cpus().length, loadavgAtStart: loadavg(), node: process.version },
-    options: { targets: targets.map((t) => t.id), scenarios, runs, maxSeconds, inFlight, quick, soakEvents: soakEvents ?? null },
+    options: { targets: targets.map((t) => t.id), scenarios, runs, maxSeconds, inFlight, quick, soakEvents: soakEvents ?? null, busListenerConcurrency: urls.busListenerConcurrency },
     results: rows,
   };
   const file = join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);

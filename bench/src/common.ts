@@ -45,6 +45,8 @@ export interface RunContext {
   natsUrl: string;
   /** RabbitMQ URL. */
   amqpUrl: string;
+  /** Handlers a bus listener runs at once (`concurrency` of listen()). */
+  busListenerConcurrency: number;
 }
 
 /** The worker side of a target: serves the echo RPC and handles events. */

@@ -18,6 +18,8 @@ export interface BrokerUrls {
   natsUrl: string;
   /** RabbitMQ. */
   amqpUrl: string;
+  /** Listener concurrency of the bus targets. */
+  busListenerConcurrency: number;
 }
 
 /** What one run measured. */

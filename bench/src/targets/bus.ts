@@ -6,8 +6,6 @@ import { createBus, defineApi, event, rpc, Type, type Bus, type TransportPlugin 
 import type { BenchEvent, ClientSide, RunContext, Target, TransportName, WorkerSide } from '../common.js';
 import { cleanupAmqpPrefix, cleanupNatsStreams, cleanupRedisKeys } from './cleanup.js';
 
-/** Handlers one bus worker runs at once per listener, and RPCs it serves at once. */
-export const BUS_LISTENER_CONCURRENCY = 16;
 /** Events a bus listener reads per batch. */
 export const BUS_LISTENER_BATCH = 100;
 /** RPCs a bus worker serves at once (above the 50 in flight of rpc-concurrent). */
@@ -90,7 +88,7 @@ export async function busTarget(transport: TransportName): Promise<Target> {
         async start(onEvent: (event: BenchEvent) => void) {
           client.tick.listen((params) => onEvent(params), {
             listenerName: 'bench',
-            concurrency: BUS_LISTENER_CONCURRENCY,
+            concurrency: ctx.busListenerConcurrency,
             batchSize: BUS_LISTENER_BATCH,
           });
           await bus.start();
