@@ -20,8 +20,8 @@ const HELP = `Usage: pnpm bench [options]
   --scenario LIST    events-bulk,events-serial,rpc-serial,rpc-concurrent (default: all)
   --runs N           runs per scenario; the median is reported (default 3)
   --count N          messages per run for every scenario (default: 20000 bulk events,
-                     2000 serial events, 5000 serial calls, 20000 concurrent calls)
-  --max-seconds S    time bound of one run (default 20)
+                     1000 serial events, 2000 serial calls, 20000 concurrent calls)
+  --max-seconds S    time bound of one run (default 10)
   --in-flight N      calls in flight in rpc-concurrent (default 50)
   --listener-concurrency N
                      handlers a bus listener runs at once (default 16)
@@ -35,8 +35,8 @@ const HELP = `Usage: pnpm bench [options]
 /** Default counts per scenario. */
 const DEFAULT_COUNTS: Record<ScenarioName, number> = {
   'events-bulk': 20_000,
-  'events-serial': 2000,
-  'rpc-serial': 5000,
+  'events-serial': 1000,
+  'rpc-serial': 2000,
   'rpc-concurrent': 20_000,
   soak: 1_000_000,
 };
@@ -197,7 +197,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
   const scenarios = soakEvents ? (['soak'] as ScenarioName[]) : ((list(values.scenario) as ScenarioName[] | undefined) ?? [...SCENARIOS]);
   for (const s of scenarios) if (!SCENARIOS.includes(s) && s !== 'soak') throw new Error(`Unknown scenario "${s}". Known: ${SCENARIOS.join(', ')}.`);
   const runs = soakEvents ? 1 : (positiveInt('runs', values.runs) ?? (quick ? 1 : 3));
-  const maxSeconds = positiveInt('max-seconds', values['max-seconds']) ?? (soakEvents ? 1800 : quick ? 5 : 20);
+  const maxSeconds = positiveInt('max-seconds', values['max-seconds']) ?? (soakEvents ? 1800 : quick ? 5 : 10);
   const inFlight = positiveInt('in-flight', values['in-flight']) ?? 50;
   const countOverride = soakEvents ?? positiveInt('count', values.count);
   const urls: BrokerUrls = {
