@@ -159,6 +159,26 @@ export function formatTable(rows: ScenarioSummary[]): string {
   return [row(header), row(widths.map((w) => '-'.repeat(w))), ...lines.map(row)].join('\n');
 }
 
+/** The results as a Markdown table (what bench/README.md shows). */
+export function formatMarkdown(rows: ScenarioSummary[]): string {
+  const header = ['target', 'scenario', 'rate/s', '×raw', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'worker RSS rest/after/peak MB'];
+  const lines = rows.map((r) =>
+    [
+      r.target + (r.inProcess ? ' (in-process)' : ''),
+      r.scenario,
+      fmt(r.rate) + (r.runs.some((x) => x.ops < r.count) ? ' (time-bound)' : '') + (r.failures.length > 0 ? ` (${r.failures.length} run(s) failed)` : ''),
+      r.ratioToRaw === null ? '' : `${r.ratioToRaw.toFixed(2)}×`,
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      fmt(r.clientCpuPct),
+      fmt(r.workerCpuPct),
+      fmt(r.cpuMsPer1k, 1),
+      `${fmt(r.workerRssRestMb)}/${fmt(r.workerRssAfterMb)}/${fmt(r.workerMaxRssMb)}`,
+    ].join(' | '),
+  );
+  return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`, ...lines.map((l) => `| ${l} |`)].join('\n');
+}
+
 /** Runs the benchmark as the command line asks; returns the path of the JSON written. */
 export async function main(argv: string[]): Promise<string | undefined> {
   const { values } = parseArgs({
@@ -267,6 +287,7 @@ export async function main(argv: string[]): Promise<string | undefined> {
   const file = join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
   writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(document, null, 2)}\n`);
+  writeFileSync(join(outDir, 'latest.md'), `${formatMarkdown(rows)}\n`);
   console.log(`Results: ${file}`);
   return file;
 }
