@@ -59,7 +59,12 @@ class WorkerHalf {
     });
   }
 
+  /** Starts the measured window: forgets what the warm-up did. */
   go(): void {
+    this.#handled = 0;
+    this.#lastNs = 0;
+    this.#expect = Infinity;
+    this.#latencies.length = 0;
     this.#cpu0 = process.cpuUsage();
     this.#wall0 = nowNs();
   }
@@ -123,8 +128,9 @@ class ClientHalf {
     return new Promise((resolve) => (this.#handledWaiter = resolve));
   }
 
-  async run(): Promise<ClientResult> {
-    const plan = this.#plan;
+  /** Runs the scenario with `count` messages at most, for `maxMs` at most. */
+  async run(count: number, maxMs: number): Promise<ClientResult> {
+    const plan = { ...this.#plan, count, maxMs };
     const data = filler(plan.fillerBytes);
     const cpu0 = process.cpuUsage();
     const startNs = nowNs();
@@ -224,7 +230,8 @@ async function main(s: ChildSpec): Promise<void> {
           }
         } else if (raw.to === 'client' && client) {
           if (raw.type === 'handled') client.handled();
-          else if (raw.type === 'go') send({ from: 'client', type: 'done', result: await client.run() });
+          else if (raw.type === 'go') send({ from: 'client', type: 'done', result: await client.run(s.plan.count, s.plan.maxMs) });
+          else if (raw.type === 'warmup') send({ from: 'client', type: 'warmed', result: await client.run(s.plan.warmup, 3000) });
           else if (raw.type === 'stop') {
             await client.close();
             send({ from: 'client', type: 'closed' });

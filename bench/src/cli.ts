@@ -48,6 +48,15 @@ const QUICK_COUNTS: Record<ScenarioName, number> = {
   soak: 1000,
 };
 
+/** Most messages sent to warm up before each measured run (a tenth of the count at most). */
+const WARMUP: Record<ScenarioName, number> = {
+  'events-bulk': 2000,
+  'events-serial': 100,
+  'rpc-serial': 200,
+  'rpc-concurrent': 1000,
+  soak: 0,
+};
+
 /** One row of the results: a target × scenario, medians over the runs. */
 export interface ScenarioSummary {
   /** Target id. */
@@ -241,7 +250,8 @@ export async function main(argv: string[]): Promise<string | undefined> {
   for (const scenario of scenarios) {
     for (const target of targets) {
       const count = countOverride ?? (quick ? QUICK_COUNTS : DEFAULT_COUNTS)[scenario];
-      const plan: ScenarioPlan = { scenario, count, maxMs: maxSeconds * 1000, inFlight, batch: 100, batchesInFlight: 10, fillerBytes: 160 };
+      const warmup = scenario === 'soak' ? 0 : Math.min(Math.ceil(count / 10), WARMUP[scenario]);
+      const plan: ScenarioPlan = { scenario, count, maxMs: maxSeconds * 1000, inFlight, batch: 100, batchesInFlight: 10, fillerBytes: 160, warmup };
       const results: RunResult[] = [];
       const failures: string[] = [];
       for (let i = 0; i < runs; i++) {

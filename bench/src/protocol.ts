@@ -32,6 +32,8 @@ export interface ScenarioPlan {
   batchesInFlight: number;
   /** Bytes of filler in each event / call. */
   fillerBytes: number;
+  /** Messages sent before the measured run (not counted): warms the JIT and the connections. */
+  warmup: number;
 }
 
 /** What the client reports when its scenario is over. */
@@ -81,6 +83,7 @@ export type ChildMessage =
   | { from: Role; type: 'ready'; rss: number; heap: number }
   | { from: Role; type: 'handled' }
   | { from: Role; type: 'done'; result: ClientResult }
+  | { from: Role; type: 'warmed'; result: ClientResult }
   | { from: Role; type: 'drained'; result: DrainResult }
   | { from: Role; type: 'stats'; stats: WorkerStats }
   | { from: Role; type: 'closed' }
@@ -89,6 +92,7 @@ export type ChildMessage =
 /** Orchestrator → child. */
 export type ParentMessage =
   | { to: Role; type: 'go' }
+  | { to: Role; type: 'warmup' }
   | { to: Role; type: 'handled' }
   | { to: Role; type: 'expect'; count: number }
   | { to: Role; type: 'stop' };

@@ -169,13 +169,23 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
     }
     await clientProc!.waitFor('client', 'ready', startTimeout);
 
+    const isEventScenario = plan.scenario.startsWith('events') || plan.scenario === 'soak';
+    if (plan.warmup > 0) {
+      // Not measured: JIT, connections, pools. The worker handles all of it before the clock starts.
+      clientProc!.send({ to: 'client', type: 'warmup' });
+      const warmed = (await clientProc!.waitFor('client', 'warmed', 60_000)) as Extract<ChildMessage, { type: 'warmed' }>;
+      if (isEventScenario) {
+        workerProc.send({ to: 'worker', type: 'expect', count: warmed.result.ops });
+        await workerProc.waitFor('worker', 'drained', 15_000);
+      }
+    }
     workerProc.send({ to: 'worker', type: 'go' });
     clientProc!.send({ to: 'client', type: 'go' });
     const done = (await clientProc!.waitFor('client', 'done', plan.maxMs + 60_000)) as Extract<ChildMessage, { type: 'done' }>;
     const client: ClientResult = done.result;
     let drain: DrainResult | undefined;
     let incomplete = false;
-    if (plan.scenario.startsWith('events') || plan.scenario === 'soak') {
+    if (isEventScenario) {
       workerProc.send({ to: 'worker', type: 'expect', count: client.ops });
       try {
         drain = ((await workerProc.waitFor('worker', 'drained', Math.max(10_000, plan.maxMs))) as Extract<ChildMessage, { type: 'drained' }>).result;
