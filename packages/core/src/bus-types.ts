@@ -54,7 +54,7 @@ export interface ListenOptions {
   concurrency?: number;
   /** Deliveries before the event is dead-lettered. Default: the API's `max_deliveries` (5). */
   maxDeliveries?: number;
-  /** Events read per batch. Default 10. */
+  /** Events read per batch. Default: the event transport's own (10 for memory; redis `batch_size`). */
   batchSize?: number;
 }
 

@@ -707,7 +707,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           listenerName: listener.listenerName,
           events: selectors,
           signal,
-          batchSize: listener.options.batchSize ?? 10,
+          // Left out when not set, so the transport's own default (e.g. redis `batch_size`) applies.
+          ...(listener.options.batchSize === undefined ? {} : { batchSize: listener.options.batchSize }),
           ...(since === undefined ? {} : { since }),
         })) {
           attempt = 0;

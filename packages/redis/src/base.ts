@@ -50,19 +50,25 @@ export abstract class RedisTransportBase {
     }
   }
 
-  /** A dedicated connection for blocking commands; released with {@link releaseBlocking}. */
-  protected async acquireBlocking(): Promise<CommandClient> {
+  /**
+   * A dedicated, connected connection for blocking commands; released with
+   * {@link releaseBlocking}. Gives up (and drops the connection) when `signal` aborts, so a loop
+   * stops promptly even while Redis is unreachable.
+   */
+  protected async acquireBlocking(signal?: AbortSignal): Promise<CommandClient> {
     this.assertOpen();
-    await this.open();
-    const client = await this.redis.duplicate().catch((error: unknown) => {
-      throw wrapError(error, `opening a blocking connection for the ${this.#role} transport`);
-    });
+    const client = this.redis.duplicate();
     this.#blocking.add(client);
-    if (this.closing.signal.aborted) {
+    const stop = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
+    try {
+      const connected = await abortable(client.connect(), stop);
+      if (connected === ABORTED) throw new LightbusError(ErrorCodes.ABORTED, `Opening a blocking connection for the redis ${this.#role} transport was aborted.`);
+      return client;
+    } catch (error) {
       this.releaseBlocking(client, true);
-      this.assertOpen();
+      if (LightbusError.isInstance(error)) throw error;
+      throw wrapError(error, `opening a blocking connection for the ${this.#role} transport`);
     }
-    return client;
   }
 
   /** Closes a blocking connection (at once when `destroy`, e.g. to end a blocking command). */
@@ -85,6 +91,34 @@ export abstract class RedisTransportBase {
   protected describe(error: unknown): string {
     return redactUrl(error instanceof Error ? error.message : String(error));
   }
+}
+
+/** What {@link abortable} resolves with when the signal aborted first. */
+export const ABORTED: unique symbol = Symbol('aborted');
+
+/**
+ * Waits for `promise`, or for `signal` to abort, whichever comes first (then resolves with
+ * {@link ABORTED}; the promise goes on and its outcome is ignored).
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(ABORTED);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 /** Exponential backoff for loops: 100 ms doubling to 5 s. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
-import { ErrorCodes, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
+import { ConfigurationError, ErrorCodes, LightbusError, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
 
 /** One command as sent on the wire: its name, then its arguments. */
 export type Command = readonly [string, ...Array<string | number>];
@@ -26,8 +26,8 @@ export interface CommandClient {
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
   pipeline(commands: readonly Command[]): Promise<PipelineReply[]>;
-  /** A new connection of the same kind, for blocking commands. Owned by the caller. */
-  duplicate(): Promise<CommandClient>;
+  /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
+  duplicate(): CommandClient;
   /** Connects (no-op when already connected). */
   connect(): Promise<void>;
   /** Closes the connection gracefully when this client owns it. */
@@ -110,15 +110,13 @@ class IoredisCommandClient implements CommandClient {
     return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
   }
 
-  async duplicate(): Promise<CommandClient> {
+  duplicate(): CommandClient {
     // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
     const copy: Redis | Cluster =
       this.#client instanceof Cluster
         ? this.#client.duplicate()
         : this.#client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: true });
-    const client = new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
-    await client.connect();
-    return client;
+    return new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
   }
 
   async connect(): Promise<void> {
@@ -128,9 +126,23 @@ class IoredisCommandClient implements CommandClient {
 
   async close(): Promise<void> {
     if (!this.#owned) return;
+    if (this.#client.status !== 'ready') {
+      // Not connected (or reconnecting): a QUIT would wait for Redis to come back.
+      this.#client.disconnect();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
     try {
-      if (this.#client.status !== 'end') await this.#client.quit();
+      await Promise.race([
+        this.#client.quit(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 1000);
+        }),
+      ]);
     } catch {
+      // closing anyway
+    } finally {
+      clearTimeout(timer);
       this.#client.disconnect();
     }
   }
@@ -165,10 +177,8 @@ class NodeRedisCommandClient implements CommandClient {
     return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
   }
 
-  async duplicate(): Promise<CommandClient> {
-    const client = new NodeRedisCommandClient(this.#client.duplicate(), true, this.#logger, `${this.#where}, blocking`);
-    await client.connect();
-    return client;
+  duplicate(): CommandClient {
+    return new NodeRedisCommandClient(this.#client.duplicate(), true, this.#logger, `${this.#where}, blocking`);
   }
 
   async connect(): Promise<void> {
@@ -213,8 +223,26 @@ export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 export function createCommandClient(options: ConnectionOptions, logger: Logger, role: string): CommandClient {
   const where = `${role} transport`;
   if (options.client !== undefined && options.client !== null) {
-    if (isIoredis(options.client)) return new IoredisCommandClient(options.client, false, logger, where);
-    if (isNodeRedis(options.client)) return new NodeRedisCommandClient(options.client, false, logger, where);
+    const client = options.client as Record<string, unknown>;
+    if (isIoredis(options.client)) {
+      const prefix = (client['options'] as { keyPrefix?: string } | undefined)?.keyPrefix;
+      const clusterPrefix = (client['options'] as { redisOptions?: { keyPrefix?: string } } | undefined)?.redisOptions?.keyPrefix;
+      if (prefix || clusterPrefix) {
+        throw new ConfigurationError(
+          'The ioredis client passed to the redis transport has a keyPrefix. The Lightbus protocol has no key prefix (Python services would not see the keys): pass a client without keyPrefix, or use another Redis database.',
+        );
+      }
+      return new IoredisCommandClient(options.client, false, logger, where);
+    }
+    if (isNodeRedis(options.client)) {
+      if ('masters' in client || 'slots' in client) {
+        throw new ConfigurationError('node-redis cluster clients are not supported by the redis transport. Pass an ioredis Cluster, or set { cluster: true, url } instead.');
+      }
+      if ((client['options'] as { RESP?: number } | undefined)?.RESP === 3) {
+        throw new ConfigurationError('The node-redis client passed to the redis transport speaks RESP3. Create it with the default protocol (RESP: 2).');
+      }
+      return new NodeRedisCommandClient(options.client, false, logger, where);
+    }
     throw new TransportError(
       'The redis transport option "client" is neither an ioredis client (Redis, Cluster) nor a node-redis v5 client. Pass one of those, or pass "url" instead.',
       { code: ErrorCodes.CONFIG_INVALID, retryable: false },
@@ -244,8 +272,8 @@ export function isReplyError(error: unknown, prefix: string): boolean {
 }
 
 /** Wraps a client-library error into a {@link TransportError} naming the operation. */
-export function wrapError(error: unknown, what: string): TransportError {
-  if (error instanceof TransportError) return error;
+export function wrapError(error: unknown, what: string): LightbusError {
+  if (LightbusError.isInstance(error)) return error;
   return new TransportError(`Redis ${what} failed: ${redactUrl(describeError(error))}. Check that Redis is reachable; the operation may be retried.`, {
     cause: error,
   });

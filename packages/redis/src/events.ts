@@ -23,7 +23,7 @@ import {
   type TransportContext,
 } from '@lightbus/core';
 import { isReplyError, wrapError, type Command, type CommandClient } from './client.js';
-import { RedisTransportBase, backoffMs } from './base.js';
+import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { deadLetterKey, decodeEventFields, encodeEventFields, streamIdTime, streamKey } from './wire.js';
 
@@ -86,6 +86,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   };
   readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> }>();
   #ackScheduled = false;
+  readonly #outbox: Array<{ command: Command; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -102,13 +103,13 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /**
    * `XADD {stream} MAXLEN ~ <max> * id <id> api_name <api> event_name <event> version <v> :<param> <json> ...`.
-   * Concurrent sends share round trips (the connection auto-pipelines).
+   * Concurrent sends share round trips: XADDs issued in the same tick go out as one pipeline.
    */
   async send(message: EventMessage, options: EventSendOptions = {}): Promise<void> {
     this.assertOpen();
     const stream = this.streamOf(message.apiName, message.eventName);
     const command: Command = ['XADD', stream, ...this.#trim(), '*', ...encodeEventFields(message)];
-    const sending = this.redis.send(command);
+    const sending = this.#enqueue(command);
     try {
       if (options.timeoutMs === undefined) await sending;
       else {
@@ -128,6 +129,32 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     } catch (error) {
       if (error instanceof TimeoutError) throw error;
       throw wrapError(error, `sending event ${message.apiName}.${message.eventName}`);
+    }
+  }
+
+  /**
+   * Queues an XADD; every XADD queued before the next `process.nextTick` goes out as one
+   * pipeline, whatever the client's auto-pipelining setting (many concurrent fires, one round trip).
+   */
+  #enqueue(command: Command): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#outbox.push({ command, resolve, reject });
+      if (this.#outbox.length === 1) process.nextTick(() => void this.#flushOutbox());
+    });
+  }
+
+  async #flushOutbox(): Promise<void> {
+    const batch = this.#outbox.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const replies = batch.length === 1 ? [{ ok: true as const, value: await this.redis.send(batch[0]!.command) }] : await this.redis.pipeline(batch.map((b) => b.command));
+      batch.forEach((b, i) => {
+        const r = replies[i]!;
+        if (r.ok) b.resolve(r.value);
+        else b.reject(r.error);
+      });
+    } catch (error) {
+      for (const b of batch) b.reject(error);
     }
   }
 
@@ -164,7 +191,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     };
     const tasks: Array<Promise<void>> = [];
     try {
-      await this.#startUp(loop, subscription.since);
+      // Abortable: while Redis is unreachable the start-up commands wait for the reconnect.
+      const started = await abortable(this.#startUp(loop, subscription.since), signal);
+      if (started === ABORTED) return;
       const readers = this.redis.cluster ? streams.map((s) => [s]) : [streams];
       for (const r of readers) tasks.push(this.#readLoop(loop, r));
       tasks.push(this.#reclaimLoop(loop));
@@ -182,7 +211,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       for (const t of loop.timers) clearTimeout(t);
       loop.timers.clear();
       for (const r of loop.ready) r.taken?.();
-      await Promise.allSettled(tasks);
+      // Readers end at once (their connections are dropped); a reclaim pass waiting on an
+      // unreachable Redis is not waited for beyond one block timeout.
+      await Promise.race([Promise.allSettled(tasks), sleep(this.settings.blockMs + 500)]);
     }
   }
 
@@ -218,7 +249,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         const consumers = (await this.redis.send(['XINFO', 'CONSUMERS', stream, name])) as unknown[];
         for (const c of consumers) {
           const idle = Number(fieldOf(c, 'idle'));
-          if (idle > this.settings.consumerTtlMs) {
+          // Unlike Python, a consumer that still holds pending entries is kept: deleting it would
+          // drop them from the group (its group's listeners reclaim them first).
+          if (idle > this.settings.consumerTtlMs && Number(fieldOf(c, 'pending')) === 0) {
             await this.redis.send(['XGROUP', 'DELCONSUMER', stream, name, String(fieldOf(c, 'name'))]);
             this.context.logger.info(`Removed consumer ${String(fieldOf(c, 'name'))} of group ${name} on ${stream}: idle for ${Math.round(idle / 86_400_000)} days.`);
           }
@@ -235,10 +268,17 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     try {
       const exists = Number(await this.redis.send(['EXISTS', stream]));
       if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trim(), '*', '', '']);
-      await this.redis.send(['XGROUP', 'CREATE', stream, loop.group, start]);
-      this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
+      // Create the group and its consumer (this process) in one pipeline, so no cleanup pass
+      // (ours or Python's) sees the group empty and destroys it; the re-read of our pending
+      // entries follows. (CREATECONSUMER needs Redis 6.2; without it the re-read creates it.)
+      const [created] = await this.redis.pipeline([
+        ['XGROUP', 'CREATE', stream, loop.group, start],
+        ['XGROUP', 'CREATECONSUMER', stream, loop.group, loop.consumer],
+      ]);
+      if (created && !created.ok && !isReplyError(created.error, 'BUSYGROUP')) throw created.error;
+      if (created?.ok) this.context.logger.debug(`Created group ${loop.group} on ${stream} at ${start}`);
     } catch (error) {
-      if (!isReplyError(error, 'BUSYGROUP')) throw wrapError(error, `creating group ${loop.group} on ${stream}`);
+      throw wrapError(error, `creating group ${loop.group} on ${stream}`);
     }
   }
 
@@ -287,12 +327,15 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     try {
       while (!loop.signal.aborted) {
         try {
-          conn ??= await this.acquireBlocking();
-          const reply = (await conn.send([
+          conn ??= await this.acquireBlocking(loop.signal);
+          const read = conn.send([
             'XREADGROUP', 'GROUP', loop.group, loop.consumer,
             'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
             'STREAMS', ...streams, ...streams.map(() => '>'),
-          ])) as ReadReply;
+          ]) as Promise<ReadReply>;
+          // Entries read but not handed over stay pending: re-read at restart or reclaimed.
+          const reply = await abortable(read, loop.signal);
+          if (reply === ABORTED) break;
           attempt = 0;
           if (!reply) continue;
           const events: ReceivedEvent[] = [];
@@ -623,7 +666,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /** Ends every consume loop and closes the connections. Pending acknowledgements are sent first. */
   override async close(): Promise<void> {
-    if (this.#acks.size > 0) await this.#flushAcks();
+    if (this.#acks.size > 0) await Promise.race([this.#flushAcks(), sleep(1000)]);
     await super.close();
   }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ConfigurationError } from '@lightbus/core';
 
 /** Options of every Redis transport (config key `redis`). */
 export interface RedisTransportOptions {
@@ -32,6 +33,13 @@ export interface RedisTransportOptions {
   acknowledgement_timeout?: number;
   /** Seconds between reclaim passes. Default: `acknowledgement_timeout`. */
   reclaim_interval?: number;
+  /**
+   * Calls a worker takes from a queue at once: one `BLPOP`, then `LPOP {queue} <n-1>`. Default
+   * 32 (the bus's default `rpc_concurrency`); 1 reads one call per BLPOP, as Python does. Calls
+   * taken wait in the worker for a free slot, so with slow procedures and several workers, keep
+   * it near the worker's `rpc_concurrency`.
+   */
+  rpc_batch_size?: number;
   /** Pending entries examined per XPENDING page when reclaiming. Default 100 (as Python). */
   reclaim_batch_size?: number;
   /** `COUNT` of XREADGROUP: events read at once. Default 10 (a listener's `batchSize` wins). */
@@ -54,13 +62,27 @@ export interface ResolvedRedisOptions {
   reclaimIntervalMs: number;
   batchSize: number;
   reclaimBatchSize: number;
+  rpcBatchSize: number;
   consumerTtlMs: number;
   blockMs: number;
   maxMessageBytes: number;
 }
 
-/** Applies the defaults. */
+function positive(options: RedisTransportOptions, key: keyof RedisTransportOptions): void {
+  const value = options[key];
+  if (value !== undefined && value !== null && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw new ConfigurationError(`The redis transport option "${key}" must be a positive number, not ${JSON.stringify(value)}.`);
+  }
+}
+
+/** Applies the defaults; throws a {@link ConfigurationError} on a bad value. */
 export function resolveOptions(options: RedisTransportOptions): ResolvedRedisOptions {
+  if (options.stream_use !== undefined && options.stream_use !== 'per_api' && options.stream_use !== 'per_event') {
+    throw new ConfigurationError(`The redis transport option "stream_use" must be "per_api" or "per_event", not ${JSON.stringify(options.stream_use)}.`);
+  }
+  for (const key of ['rpc_timeout', 'result_ttl', 'max_stream_length', 'acknowledgement_timeout', 'reclaim_interval', 'batch_size', 'reclaim_batch_size', 'rpc_batch_size', 'consumer_ttl', 'block_timeout_ms', 'max_message_bytes'] as const) {
+    positive(options, key);
+  }
   const ackTimeoutMs = (options.acknowledgement_timeout ?? 60) * 1000;
   return {
     rpcTimeoutS: options.rpc_timeout ?? 5,
@@ -71,6 +93,7 @@ export function resolveOptions(options: RedisTransportOptions): ResolvedRedisOpt
     reclaimIntervalMs: options.reclaim_interval !== undefined ? options.reclaim_interval * 1000 : ackTimeoutMs,
     batchSize: options.batch_size ?? 10,
     reclaimBatchSize: options.reclaim_batch_size ?? 100,
+    rpcBatchSize: Math.floor(options.rpc_batch_size ?? 32),
     consumerTtlMs: (options.consumer_ttl ?? 30 * 24 * 3600) * 1000,
     blockMs: options.block_timeout_ms ?? 1000,
     maxMessageBytes: options.max_message_bytes ?? 1_048_576,
@@ -92,6 +115,7 @@ export const redisOptionsSchema: Record<string, unknown> = {
     acknowledgement_timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an unacknowledged event is reclaimed. Default 60.' },
     reclaim_interval: { type: 'number', exclusiveMinimum: 0, description: 'Seconds between reclaim passes. Default: acknowledgement_timeout.' },
     batch_size: { type: 'integer', minimum: 1, description: 'COUNT of XREADGROUP. Default 10.' },
+    rpc_batch_size: { type: 'integer', minimum: 1, description: 'Calls a worker takes from a queue at once. Default 32; 1 as Python.' },
     reclaim_batch_size: { type: 'integer', minimum: 1, description: 'Pending entries examined per XPENDING page when reclaiming. Default 100.' },
     consumer_ttl: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an idle consumer is removed. Default 2592000 (30 days).' },
     block_timeout_ms: { type: 'integer', minimum: 10, description: 'Milliseconds one blocking read waits. Default 1000.' },

@@ -8,6 +8,7 @@
  */
 import {
   ErrorCodes,
+  sleep,
   LightbusError,
   TimeoutError,
   type PendingResult,
@@ -17,14 +18,14 @@ import {
   type TransportContext,
 } from '@lightbus/core';
 import { checkReplies, wrapError, type CommandClient } from './client.js';
-import { RedisTransportBase } from './base.js';
+import { ABORTED, RedisTransportBase, abortable } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { MalformedMessage, RETURN_PATH_SCHEME, decodeResult, encodeResult, resultKey } from './wire.js';
 
 /** Longest single BLPOP of a waiting caller, in seconds; the wait repeats until its timeout. */
 const MAX_BLPOP_SECONDS = 5;
 /** Idle blocking connections kept for later waits. */
-const POOL_SIZE = 16;
+const POOL_SIZE = 64;
 
 /** The Redis result transport. Build it with {@link createRedisResultTransport}. */
 export class RedisResultTransport extends RedisTransportBase implements ResultTransport {
@@ -50,7 +51,10 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
       returnPath: `${RETURN_PATH_SCHEME}://${key}`,
       wait: async ({ timeoutMs, signal }) => {
         const deadline = Date.now() + timeoutMs;
+        // One controller per wait (AbortSignal.any per BLPOP is costly on the hot path).
+        const stopAll = new AbortController();
         const onAbort = () => {
+          stopAll.abort();
           for (const c of active) this.releaseBlocking(c, true);
           active.clear();
         };
@@ -66,18 +70,44 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
             if (left <= 0) {
               throw new TimeoutError(`No result for RPC ${message.apiName}.${message.procedureName}() (${message.id}) within ${timeoutMs} ms.`);
             }
-            const conn = await this.#take();
-            active.add(conn);
-            let reply: [string, string] | null;
+            let conn: CommandClient;
             try {
-              reply = (await conn.send(['BLPOP', key, (Math.min(left, MAX_BLPOP_SECONDS * 1000) / 1000).toFixed(3)])) as [string, string] | null;
+              const stop = timed(stopAll.signal, left);
+              try {
+                conn = await this.#take(stop.signal);
+              } finally {
+                stop.dispose();
+              }
             } catch (error) {
+              if (LightbusError.isInstance(error) && error.code === ErrorCodes.ABORTED) continue; // reported at the top of the loop
+              // Redis unreachable: it may come back before the deadline; try again shortly.
+              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+              continue;
+            }
+            active.add(conn);
+            const chunkMs = Math.min(left, MAX_BLPOP_SECONDS * 1000);
+            // The BLPOP ends by its own timeout; when Redis does not answer at all (connection
+            // down, the command parked until a reconnect), stop waiting for it a second later.
+            const stop = timed(stopAll.signal, chunkMs + 1000);
+            let reply: [string, string] | null | typeof ABORTED;
+            try {
+              reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop.signal);
+            } catch (error) {
+              stop.dispose();
               active.delete(conn);
               this.releaseBlocking(conn, true);
-              if (signal?.aborted || closing.aborted || cancelled) continue; // reported at the top of the loop
-              throw wrapError(error, `waiting for the result of RPC ${message.id}`);
+              if (signal?.aborted || closing.aborted || cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
+              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+              continue;
             }
+            stop.dispose();
             active.delete(conn);
+            if (reply === ABORTED) {
+              this.releaseBlocking(conn, true);
+              continue; // reported at the top of the loop
+            }
             this.#give(conn);
             if (!reply) continue;
             try {
@@ -124,8 +154,8 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
     }
   }
 
-  async #take(): Promise<CommandClient> {
-    return this.#idle.pop() ?? (await this.acquireBlocking());
+  async #take(signal: AbortSignal): Promise<CommandClient> {
+    return this.#idle.pop() ?? (await this.acquireBlocking(signal));
   }
 
   #give(conn: CommandClient): void {
@@ -143,4 +173,20 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
 /** Builds the Redis result transport. */
 export function createRedisResultTransport(options: RedisTransportOptions, context: TransportContext): RedisResultTransport {
   return new RedisResultTransport(options, context);
+}
+
+/** A signal that aborts with `parent` or after `ms`; `dispose` clears the timer and the listener. */
+function timed(parent: AbortSignal, ms: number): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  if (parent.aborted) controller.abort();
+  else parent.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(onAbort, ms);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      parent.removeEventListener('abort', onAbort);
+    },
+  };
 }

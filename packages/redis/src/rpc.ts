@@ -7,7 +7,7 @@
  */
 import { sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
 import { checkReplies, wrapError, type Command, type CommandClient } from './client.js';
-import { RedisTransportBase, backoffMs } from './base.js';
+import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { decodeCall, encodeCall, rpcExpiryKey, rpcQueueKey } from './wire.js';
 
@@ -15,9 +15,6 @@ interface Popped {
   queue: string;
   blob: string;
 }
-
-/** Calls read in one go by a worker (BLPOP of one, then LPOP of up to this many more). */
-const DRAIN = 31;
 
 /** The Redis RPC transport. Build it with {@link createRedisRpcTransport}. */
 export class RedisRpcTransport extends RedisTransportBase implements RpcTransport {
@@ -58,9 +55,9 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   /**
    * Yields calls to the given APIs until the signal aborts. One blocking connection per loop:
    * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>` (on a cluster, one BLPOP per queue
-   * in turn), then a non-blocking `LPOP {queue} <n>` drains a burst, then one pipeline of
-   * `PTTL` + `DEL rpc_expiry_key:{id}` per call: a call whose key was already gone has expired
-   * and is dropped silently; the key's remaining TTL becomes the call's deadline.
+   * in turn), then one pipeline of `PTTL` + `DEL rpc_expiry_key:{id}` (with a non-blocking
+   * `LPOP {queue} <n>` that drains a burst, claimed the same way): a call whose key was already
+   * gone has expired and is dropped silently; the key's remaining TTL becomes its deadline.
    */
   async *consume(apiNames: readonly string[], options: RpcConsumeOptions): AsyncIterable<RpcMessage> {
     const signal = AbortSignal.any([options.signal, this.closing.signal]);
@@ -74,26 +71,32 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     let turn = 0;
     // On abort, end the blocking BLPOP at once with CLIENT UNBLOCK (it then returns nothing, so
     // no call is lost, unlike dropping the connection). On a cluster, the BLPOP times out instead.
+    // If Redis is unreachable, neither UNBLOCK nor the BLPOP timeout arrive: stop waiting later.
+    const giveUp = new AbortController();
     const onAbort = () => {
       if (connId !== undefined) void this.redis.send(['CLIENT', 'UNBLOCK', connId]).catch(() => undefined);
+      setTimeout(() => giveUp.abort(), this.settings.blockMs + 500).unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
         try {
           if (!conn) {
-            conn = await this.acquireBlocking();
+            conn = await this.acquireBlocking(signal);
             connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
           }
           const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
-          const popped = await this.#pop(conn, keys);
+          const popped = await abortable(this.#pop(conn, keys), giveUp.signal);
+          if (popped === ABORTED) break;
           attempt = 0;
           if (popped.length === 0) continue;
           if (signal.aborted) {
             await this.#giveBack(popped);
             break;
           }
-          pending = await this.#claim(popped);
+          const claimed = await abortable(this.#claim(popped, popped[0]!.queue), giveUp.signal);
+          if (claimed === ABORTED) break;
+          pending = claimed;
           while (pending.length > 0) {
             const next = pending.shift()!;
             yield next;
@@ -114,22 +117,21 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
   }
 
-  /** BLPOP one call (or time out), then drain a burst from the same queue without blocking. */
+  /** BLPOP one call, or time out. */
   async #pop(conn: CommandClient, keys: string[]): Promise<Popped[]> {
     // On a cluster each queue is read in turn (a BLPOP may not cross slots): wait less per queue.
     const ms = this.redis.cluster ? Math.max(50, this.settings.blockMs / this.#queueCount) : this.settings.blockMs;
     const seconds = (ms / 1000).toFixed(3);
     const reply = (await conn.send(['BLPOP', ...keys, seconds])) as [string, string] | null;
-    if (!reply) return [];
-    const [queue, blob] = reply;
-    const out: Popped[] = [{ queue, blob }];
-    const more = (await this.redis.send(['LPOP', queue, DRAIN])) as string[] | null;
-    if (more) for (const b of more) out.push({ queue, blob: b });
-    return out;
+    return reply ? [{ queue: reply[0], blob: reply[1] }] : [];
   }
 
-  /** Deletes the expiry keys; returns the calls that may run, in order. */
-  async #claim(popped: Popped[]): Promise<RpcMessage[]> {
+  /**
+   * Deletes the expiry keys; returns the calls that may run, in order. With `drain`, the same
+   * pipeline also takes up to `rpc_batch_size - 1` more calls from that queue (`LPOP {queue} n`),
+   * which are claimed in a second pipeline: a lone call costs one round trip after its BLPOP.
+   */
+  async #claim(popped: Popped[], drain?: string): Promise<RpcMessage[]> {
     const decoded: Array<{ message: RpcMessage; popped: Popped }> = [];
     for (const p of popped) {
       try {
@@ -139,10 +141,12 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { bytes: p.blob.length });
       }
     }
-    if (decoded.length === 0) return [];
-    const commands: Command[] = [];
+    const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
+    const commands: Command[] = draining ? [['LPOP', drain, this.settings.rpcBatchSize - 1]] : [];
     for (const { message } of decoded) commands.push(['PTTL', rpcExpiryKey(message.id)], ['DEL', rpcExpiryKey(message.id)]);
+    if (commands.length === 0) return [];
     const replies = checkReplies(await this.redis.pipeline(commands), 'claiming RPC calls');
+    const more = draining ? ((replies.shift() as string[] | null) ?? []) : [];
     const now = Date.now();
     const out: RpcMessage[] = [];
     decoded.forEach(({ message }, i) => {
@@ -154,6 +158,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       }
       out.push(pttl > 0 ? { ...message, deadline: now + pttl } : message);
     });
+    if (more.length > 0) out.push(...(await this.#claim(more.map((blob) => ({ queue: drain!, blob })))));
     return out;
   }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { EventMessage, ResultMessage, RpcMessage } from '@lightbus/core';
+import { ErrorCodes, LightbusError, type EventMessage, type ResultMessage, type RpcMessage } from '@lightbus/core';
 
 /** The return-path scheme of the Redis result transport. */
 export const RETURN_PATH_SCHEME = 'redis+key';
@@ -40,8 +40,23 @@ export class MalformedMessage extends Error {
   override name = 'MalformedMessage';
 }
 
+/**
+ * Refuses to write metadata a Python receiver would choke on (it requires every metadata value
+ * to be present and non-empty).
+ */
+function requireMetadata(kind: string, values: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(values)) {
+    if (typeof value !== 'string' || value === '') {
+      throw new LightbusError(ErrorCodes.MESSAGE_MALFORMED, `Cannot send ${kind}: its "${key}" must be a non-empty string (Python Lightbus requires it).`, {
+        details: { key },
+      });
+    }
+  }
+}
+
 /** The call blob: `{"kwargs": {...}, "metadata": {api_name, id, procedure_name, return_path}}`. */
 export function encodeCall(message: RpcMessage): string {
+  requireMetadata('an RPC call', { id: message.id, api_name: message.apiName, procedure_name: message.procedureName, return_path: message.returnPath });
   return JSON.stringify({
     kwargs: message.kwargs,
     metadata: { api_name: message.apiName, id: message.id, procedure_name: message.procedureName, return_path: message.returnPath },
@@ -74,6 +89,7 @@ export function decodeCall(blob: string): RpcMessage {
 
 /** The result blob: `{"kwargs": {"result": ...}, "metadata": {error, id, rpc_message_id[, trace]}}`. */
 export function encodeResult(result: ResultMessage): string {
+  requireMetadata('an RPC result', { id: result.id, rpc_message_id: result.rpcMessageId });
   const metadata: Record<string, unknown> = { error: result.error, id: result.id, rpc_message_id: result.rpcMessageId };
   if (result.error) metadata['trace'] = result.trace ?? '';
   return JSON.stringify({ kwargs: { result: result.result ?? null }, metadata });
@@ -101,6 +117,10 @@ export function decodeResult(blob: string): ResultMessage {
 
 /** The XADD field/value list of an event: bare metadata, then `:param` JSON fields. */
 export function encodeEventFields(message: EventMessage): string[] {
+  requireMetadata('an event', { id: message.id, api_name: message.apiName, event_name: message.eventName });
+  if (!Number.isInteger(message.version) || message.version < 1) {
+    throw new LightbusError(ErrorCodes.MESSAGE_MALFORMED, `Cannot send an event with version ${String(message.version)}: the version must be a positive whole number.`);
+  }
   const fields = ['id', message.id, 'api_name', message.apiName, 'event_name', message.eventName, 'version', String(message.version)];
   for (const [name, value] of Object.entries(message.kwargs)) {
     if (value === undefined) continue;

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { decodeEventFields, deadLetterKey } from '../src/index.js';
 import type { EventMessage } from '@lightbus/core';
@@ -57,4 +58,71 @@ export function fieldMap(fields: string[]): Record<string, string> {
   const m: Record<string, string> = {};
   for (let i = 0; i < fields.length; i += 2) m[fields[i]!] = fields[i + 1]!;
   return m;
+}
+
+/**
+ * A MONITOR connection on a plain socket (ioredis's monitor mode can fail under heavy traffic
+ * from other clients). Calls `onCommand` with the decoded arguments of every command run in
+ * our database.
+ */
+export async function openMonitor(onCommand: (args: string[]) => void): Promise<{ close(): void }> {
+  const url = new URL(REDIS_URL);
+  const db = url.pathname.replace('/', '') || '0';
+  const socket = connect(Number(url.port || 6379), url.hostname);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buffer = '';
+  let ready: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (ready = resolve));
+  socket.setEncoding('latin1'); // MONITOR escapes every non-ASCII byte; keep bytes as they come
+  socket.on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\r\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 2);
+      if (line === '+OK') ready();
+      const m = /^\+\d+\.\d+ \[(\d+) [^\]]*\] (.*)$/.exec(line);
+      if (m && m[1] === db) onCommand(parseMonitorArgs(m[2]!));
+    }
+  });
+  socket.write('MONITOR\r\n');
+  await started;
+  return { close: () => socket.destroy() };
+}
+
+/** Decodes the quoted, escaped arguments of a MONITOR line into UTF-8 strings. */
+export function parseMonitorArgs(text: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (text[i] !== '"') {
+      i++;
+      continue;
+    }
+    i++;
+    const bytes: number[] = [];
+    while (i < text.length && text[i] !== '"') {
+      const c = text[i]!;
+      if (c === '\\') {
+        const n = text[i + 1]!;
+        const simple: Record<string, number> = { n: 10, r: 13, t: 9, a: 7, b: 8, '"': 34, '\\': 92 };
+        if (n === 'x') {
+          bytes.push(parseInt(text.slice(i + 2, i + 4), 16));
+          i += 4;
+        } else {
+          bytes.push(simple[n] ?? n.charCodeAt(0));
+          i += 2;
+        }
+      } else {
+        bytes.push(c.charCodeAt(0));
+        i++;
+      }
+    }
+    i++;
+    out.push(Buffer.from(bytes).toString('utf8'));
+  }
+  return out;
 }

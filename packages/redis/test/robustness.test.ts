@@ -18,7 +18,7 @@ import {
   type RedisEventTransport,
   type RedisTransportOptions,
 } from '../src/index.js';
-import { REDIS_URL, cleanupKeys, deadLetters, rawRedis } from './helpers.js';
+import { REDIS_URL, cleanupKeys, deadLetters, openMonitor, rawRedis } from './helpers.js';
 
 const ids: string[] = [];
 const closers: Array<() => Promise<unknown>> = [];
@@ -213,15 +213,14 @@ describe('housekeeping', () => {
     await settle();
     for (let n = 0; n < 5; n++) await t.send(ev(api, n));
     await eventually(() => c.received.length === 5, 5000, 'five events');
-    const watcher = await new Redis(REDIS_URL).monitor();
     const acks: string[][] = [];
-    watcher.on('monitor', (_t: string, args: string[]) => {
+    const watcher = await openMonitor((args) => {
       if (String(args[0]).toUpperCase() === 'XACK' && String(args[1]).includes(ctx.id)) acks.push(args);
     });
-    await new Promise((res) => setTimeout(res, 50));
     await Promise.all(got.map((e) => e.ack()));
+    await eventually(() => acks.length >= 1, 3000, 'the XACK');
     await new Promise((res) => setTimeout(res, 100));
-    watcher.disconnect();
+    watcher.close();
     expect(acks).toHaveLength(1);
     expect(acks[0]!.slice(3)).toEqual(got.map((e) => e.position));
   });

@@ -8,7 +8,6 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { newContext, eventually } from '@lightbus/transport-test-suite';
 import type { ReceivedEvent, RpcMessage } from '@lightbus/core';
 import {
@@ -18,7 +17,7 @@ import {
   createRedisSchemaTransport,
   type RedisEventTransport,
 } from '../src/index.js';
-import { REDIS_URL, cleanupKeys, fieldMap, rawRedis, xrange } from './helpers.js';
+import { REDIS_URL, cleanupKeys, fieldMap, openMonitor, rawRedis, xrange } from './helpers.js';
 
 type Row = [number, number, string, string, ...string[]];
 
@@ -60,20 +59,29 @@ function context() {
   return { ...ctx, serviceName: 'ts_service' };
 }
 
-/** Records the commands Redis sees that mention `marker`, while `work` runs. */
+/**
+ * Records the commands Redis sees that mention `marker`, while `work` runs. ECHO fences make it
+ * exact: recording starts once the monitor saw the first fence, and ends once it saw the second
+ * (MONITOR reports commands in the order Redis ran them).
+ */
 async function monitor(marker: string | string[], work: () => Promise<void>): Promise<string[][]> {
-  const watcher = await new Redis(REDIS_URL).monitor();
+  const markers = Array.isArray(marker) ? marker : [marker];
+  const fence = `fence-${randomBytes(4).toString('hex')}`;
   const seen: string[][] = [];
-  watcher.on('monitor', (_time: string, args: string[]) => {
-    const markers = Array.isArray(marker) ? marker : [marker];
-    if (args.some((a) => markers.some((m) => String(a).includes(m)))) seen.push(args.map(String));
+  const fences: string[] = [];
+  const watcher = await openMonitor((a) => {
+    if (a[0]?.toUpperCase() === 'ECHO' && a[1]?.startsWith(fence)) fences.push(a[1]);
+    else if (fences.length === 1 && a.some((x) => markers.some((m) => x.includes(m)))) seen.push(a);
   });
   try {
-    await new Promise((r) => setTimeout(r, 50));
+    await rawRedis().echo(`${fence}-start`);
+    await eventually(() => fences.length === 1, 3000, 'the monitor to start');
     await work();
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 20));
+    await rawRedis().echo(`${fence}-end`);
+    await eventually(() => fences.length === 2, 3000, 'the monitor to catch up');
   } finally {
-    watcher.disconnect();
+    watcher.close();
   }
   return seen;
 }
