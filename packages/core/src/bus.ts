@@ -20,7 +20,7 @@ import type {
   RpcContext,
   UntypedApiClient,
 } from './bus-types.js';
-import { castFromJson, toJson } from './codec.js';
+import { castFromJson, jsonSizeUpperBound, toJson } from './codec.js';
 import {
   defaultProcessName,
   defaultServiceName,
@@ -172,6 +172,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   readonly #validator = new SchemaValidator();
   readonly #transports: TransportRegistry;
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
+  readonly #pathProxies = new Map<string, unknown>();
   #remoteSchemas: Record<string, ApiSchema> = {};
   #remoteLoadedAt = 0;
   #remoteLoading: Promise<void> | undefined;
@@ -559,6 +561,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     await this.stop(options);
     await this.#drain(options.timeoutMs ?? 10_000);
     this.#state = 'closed';
+    this.#transportByApi.clear();
     const errors = await this.#transports.closeAll();
     for (const error of errors) this.logger.warn(`Closing a transport failed: ${describeError(error)}`);
   }
@@ -612,7 +615,15 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
 
   /** The transport serving `role` for `apiName`, built on first use. */
   transport<R extends TransportRole>(apiName: string, role: R): Promise<TransportByRole[R]> {
-    return this.#transports.get(role, this.apiConfig(apiName).transports[role]);
+    const key = `${role}\u0000${apiName}`;
+    let transport = this.#transportByApi.get(key) as Promise<TransportByRole[R]> | undefined;
+    if (!transport) {
+      transport = this.#transports.get(role, this.apiConfig(apiName).transports[role]);
+      this.#transportByApi.set(key, transport);
+      // A failed build is not cached: the next use tries again.
+      transport.catch(() => this.#transportByApi.delete(key));
+    }
+    return transport;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -631,6 +642,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   }
 
   #checkSize(kwargs: Kwargs, apiConfig: ResolvedApiConfig, label: string): void {
+    // Cheap bound first: serialize for the exact size only when the message may be too large.
+    if (jsonSizeUpperBound(kwargs, apiConfig.maxMessageBytes) <= apiConfig.maxMessageBytes) return;
     const size = Buffer.byteLength(JSON.stringify(kwargs));
     if (size > apiConfig.maxMessageBytes) {
       throw new LightbusError(
@@ -973,6 +986,16 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   }
 
   #pathProxy(path: string[]): unknown {
+    // `bus.auth.userRegistered.fire(...)` walks the same paths again and again: reuse them.
+    const key = path.join('\u0000');
+    const cached = this.#pathProxies.get(key);
+    if (cached) return cached;
+    const proxy = this.#newPathProxy(path);
+    if (this.#pathProxies.size < 10_000) this.#pathProxies.set(key, proxy);
+    return proxy;
+  }
+
+  #newPathProxy(path: string[]): unknown {
     const target = function lightbusPath() {};
     return new Proxy(target, {
       get: (_t, prop) => {

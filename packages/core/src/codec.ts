@@ -123,7 +123,38 @@ function castKind(kind: CastKind, value: unknown, schema: Record<string, unknown
 
 /** Sets an own data property, safe for keys such as `__proto__`. */
 export function defineData(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  // Plain assignment is much faster; only `__proto__` would reach the prototype through it.
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/**
+ * An upper bound of the UTF-8 size of `JSON.stringify(value)` for a value already made of JSON
+ * values, computed without serializing (each string character counted as its longest escape).
+ * Used to skip the exact size check for messages far below the limit.
+ */
+export function jsonSizeUpperBound(value: unknown, stopAbove = Number.POSITIVE_INFINITY): number {
+  let size = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') size += v.length * 6 + 2;
+    else if (typeof v === 'number') size += 24;
+    else if (typeof v === 'boolean' || v === null || v === undefined) size += 5;
+    else if (Array.isArray(v)) {
+      size += 2 + v.length;
+      for (const item of v) stack.push(item);
+    } else if (typeof v === 'object') {
+      const entries = Object.entries(v);
+      size += 2 + entries.length;
+      for (const [k, item] of entries) {
+        size += k.length * 6 + 3;
+        stack.push(item);
+      }
+    }
+    if (size > stopAbove) return size;
+  }
+  return size;
 }
 
 function cannotSend(path: string, what: string): ValidationError {

@@ -66,3 +66,27 @@ describe('castFromJson', () => {
     expect(castFromJson('1.5', Types.BigInt())).toBe('1.5');
   });
 });
+
+describe('jsonSizeUpperBound', () => {
+  it('is never below the real encoded size', async () => {
+    const { jsonSizeUpperBound } = await import('../src/index.js');
+    const samples: unknown[] = [
+      { a: 'plain', n: 1.2345678901234567e-300, b: true, z: null },
+      { quotes: '"\\\n\t\u0001', unicode: 'é漢字😀', nested: [[{ deep: ['x'] }], {}] },
+      { big: 'x'.repeat(10_000), list: Array.from({ length: 100 }, (_, i) => ({ i, s: String(i) })) },
+    ];
+    for (const sample of samples) {
+      expect(jsonSizeUpperBound(sample)).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(sample)));
+    }
+  });
+
+  it('refuses a message over the limit before anything is sent', async () => {
+    const { createBus, defineApi, event, Type, ErrorCodes, silentLogger } = await import('../src/index.js');
+    const api = defineApi({ name: 'sizes', events: { big: event({ parameters: { blob: Type.String() } }) } });
+    const bus = createBus({ apis: [api], logger: silentLogger, config: { apis: { default: { max_message_bytes: 2048, event_transport: { memory: { broker: 'sizes-test' } } } } } });
+    bus.registerApi(api);
+    await expect(bus.sizes.big.fire({ blob: 'x'.repeat(300) })).resolves.toBeUndefined(); // bound says "maybe", exact says fine
+    await expect(bus.sizes.big.fire({ blob: 'x'.repeat(5000) })).rejects.toMatchObject({ code: ErrorCodes.MESSAGE_TOO_LARGE });
+    await bus.close();
+  });
+});
