@@ -19,3 +19,15 @@ for (const title of ['src/file-schema-transport.ts', 'test/conformance.test.ts']
 }
 // Importing the page's test module registers its describe blocks in this file.
 await import(join(out, 'test', 'conformance.suite.ts'));
+
+// The runnable example (examples/custom-transport) holds the same files: they must not drift.
+const { describe: describeDrift, expect: expectDrift, it: itDrift } = await import('vitest');
+describeDrift('examples/custom-transport', () => {
+  itDrift('holds exactly the code printed in the how-to', () => {
+    const example = join(docs, '..', 'examples', 'custom-transport');
+    for (const title of ['src/file-schema-transport.ts', 'src/bus.ts', 'test/conformance.test.ts']) {
+      const block = (codeBlocks(page) as Array<{ title?: string; code: string }>).find((b) => b.title === title);
+      expectDrift(readFileSync(join(example, title), 'utf8'), `${title} differs from the how-to`).toBe(block?.code);
+    }
+  });
+});
