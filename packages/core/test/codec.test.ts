@@ -71,7 +71,7 @@ describe('jsonSizeUpperBound', () => {
   it('is never below the real encoded size', async () => {
     const { jsonSizeUpperBound } = await import('../src/index.js');
     const samples: unknown[] = [
-      { a: 'plain', n: 1.2345678901234567e-300, b: true, z: null },
+      { a: 'plain', n: -1.5e-300, b: true, z: null },
       { quotes: '"\\\n\t\u0001', unicode: 'é漢字😀', nested: [[{ deep: ['x'] }], {}] },
       { big: 'x'.repeat(10_000), list: Array.from({ length: 100 }, (_, i) => ({ i, s: String(i) })) },
     ];
