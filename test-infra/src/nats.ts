@@ -9,7 +9,7 @@ import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { isRunning, killHard, makeTempDir, removeTempDir, spawnTracked, stopGracefully, type TrackedProcess } from './process.js';
+import { isRunning, killHard, makeTempDir, removeTempDir, signalAndSettle, spawnTracked, stopGracefully, type TrackedProcess } from './process.js';
 import { testCertificates, type TestCertificates } from './tls.js';
 
 /** User/password or token authentication. */
@@ -150,10 +150,10 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsIns
       if (proc) await killHard(proc);
     },
     pause: () => {
-      process.kill(current().pid, 'SIGSTOP');
+      signalAndSettle(current().pid, 'SIGSTOP');
     },
     resume: () => {
-      process.kill(current().pid, 'SIGCONT');
+      signalAndSettle(current().pid, 'SIGCONT');
     },
     restart: async (restartOptions = {}) => {
       if (stopped) throw new Error('This NATS instance was stopped; start a new one.');

@@ -9,7 +9,7 @@
  * @module
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -199,4 +199,28 @@ export function removeTempDir(dir: string): void {
 /** How many tracked processes are alive (for tests of the harness itself). */
 export function trackedCount(): number {
   return live.size;
+}
+
+/**
+ * Sends SIGSTOP or SIGCONT and waits (synchronously, at most `timeoutMs`) until the kernel
+ * reports the process stopped or running again: the signal alone takes effect a moment later,
+ * and a test that probes the server right after `pause()` must find it stopped.
+ */
+export function signalAndSettle(pid: number, signal: 'SIGSTOP' | 'SIGCONT', timeoutMs = 2000): void {
+  process.kill(pid, signal);
+  const wantStopped = signal === 'SIGSTOP';
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < deadline) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return; // no /proc (not Linux) or the process is gone: nothing to wait for
+    }
+    const stopped = state === 'T' || state === 't';
+    if (stopped === wantStopped) return;
+    Atomics.wait(pause, 0, 0, 2);
+  }
 }

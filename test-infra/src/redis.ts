@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { isRunning, killHard, makeTempDir, removeTempDir, spawnTracked, stopGracefully, type TrackedProcess } from './process.js';
+import { isRunning, killHard, makeTempDir, removeTempDir, signalAndSettle, spawnTracked, stopGracefully, type TrackedProcess } from './process.js';
 import { respCommand, type RespTarget, type RespValue } from './resp.js';
 import { testCertificates, type TestCertificates } from './tls.js';
 
@@ -193,10 +193,10 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       if (proc) await killHard(proc);
     },
     pause: () => {
-      process.kill(current().pid, 'SIGSTOP');
+      signalAndSettle(current().pid, 'SIGSTOP');
     },
     resume: () => {
-      process.kill(current().pid, 'SIGCONT');
+      signalAndSettle(current().pid, 'SIGCONT');
     },
     restart: async (restartOptions = {}) => {
       if (stopped) throw new Error('This Redis instance was stopped; start a new one.');
