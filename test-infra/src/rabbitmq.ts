@@ -26,14 +26,15 @@ export interface RabbitVhost {
   delete(): Promise<void>;
 }
 
-async function rabbitmqctl(args: readonly string[]): Promise<string> {
+async function rabbitmqctl(args: readonly string[], secrets: readonly string[] = []): Promise<string> {
   try {
     const { stdout } = await run('rabbitmqctl', ['--quiet', ...args], { timeout: 60_000 });
     return stdout;
   } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    // Never echo the arguments: add_user carries a password.
-    throw new Error(`rabbitmqctl ${args[0]} failed: ${stderr.trim() || (error as Error).message.split('\n')[0]}. Is RabbitMQ running (bash test-infra/ensure-servers.sh)?`);
+    let text = (error as { stderr?: string }).stderr?.trim() || (error as Error).message.split('\n')[0] || '';
+    // Never echo a secret: add_user carries a password, and rabbitmqctl repeats its arguments.
+    for (const secret of secrets) text = text.split(secret).join('[redacted]');
+    throw new Error(`rabbitmqctl ${args[0]} failed: ${text}. Is RabbitMQ running (bash test-infra/ensure-servers.sh)?`);
   }
 }
 
@@ -45,7 +46,8 @@ export async function createRabbitVhost(options: { host?: string; port?: number 
   const id = randomBytes(4).toString('hex');
   const vhost = `lbtest_${id}`;
   const username = `lbtest_${id}`;
-  const password = randomBytes(18).toString('base64url');
+  // Letters and digits only: rabbitmqctl would read a password starting with "-" as an option.
+  const password = `p${randomBytes(18).toString('hex')}`;
   await rabbitmqctl(['add_vhost', vhost]);
   let deleted = false;
   const remove = async () => {
@@ -55,7 +57,7 @@ export async function createRabbitVhost(options: { host?: string; port?: number 
     await rabbitmqctl(['delete_vhost', vhost]).catch(() => undefined);
   };
   try {
-    await rabbitmqctl(['add_user', username, password]);
+    await rabbitmqctl(['add_user', username, password], [password]);
     await rabbitmqctl(['set_permissions', '-p', vhost, username, '.*', '.*', '.*']);
   } catch (error) {
     await remove();
