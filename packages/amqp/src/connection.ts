@@ -324,3 +324,52 @@ export function acquireConnection(options: ResolvedAmqpOptions, logger: Logger, 
   connection.retain();
   return connection;
 }
+
+/**
+ * One transport's lease on the shared connection: taken on first use, given back on close (or
+ * when `open()` fails). The three AMQP transports hold one each.
+ */
+export class ConnectionLease {
+  #connection: AmqpConnection | undefined;
+
+  /**
+   * @param options resolved transport options (they pick the shared connection)
+   * @param logger where the connection logs
+   * @param clientName shown in RabbitMQ's connection list
+   * @param closing aborts when the transport closes
+   * @param role `event`, `rpc` or `result`, for the error after close
+   */
+  constructor(
+    private readonly options: ResolvedAmqpOptions,
+    private readonly logger: Logger,
+    private readonly clientName: string,
+    private readonly closing: AbortSignal,
+    private readonly role: string,
+  ) {}
+
+  /** The connection, acquired on first use. Throws `LB_CLOSED` once the transport is closed. */
+  get(): AmqpConnection {
+    if (this.closing.aborted) throw new LightbusError(ErrorCodes.CLOSED, `The amqp ${this.role} transport is closed. Create a new bus to use it again.`);
+    this.#connection ??= acquireConnection(this.options, this.logger, this.clientName);
+    return this.#connection;
+  }
+
+  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws. */
+  async open(): Promise<void> {
+    const connection = this.get();
+    try {
+      await connection.get();
+    } catch (error) {
+      this.#connection = undefined;
+      await connection.release();
+      throw error;
+    }
+  }
+
+  /** Gives the connection back (the last holder closes it). Idempotent. */
+  async release(): Promise<void> {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    await connection?.release();
+  }
+}

@@ -15,8 +15,6 @@
  */
 import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import {
-  ErrorCodes,
-  LightbusError,
   Notifier,
   TransportError,
   describeError,
@@ -29,7 +27,7 @@ import {
   type ReceivedEvent,
   type TransportContext,
 } from '@lightbus/core';
-import { acquireConnection, describeAmqpError, replyCode, type AmqpConnection } from './connection.js';
+import { ConnectionLease, describeAmqpError, replyCode } from './connection.js';
 import { CONTENT_TYPE, MalformedMessage, decodeEvent, encodeEvent } from './codec.js';
 import { resolveOptions, routingKey, type AmqpTransportOptions, type ResolvedAmqpOptions } from './options.js';
 
@@ -190,7 +188,7 @@ export class AmqpEventTransport implements EventTransport {
   readonly #closing = new AbortController();
   readonly #sessions = new Set<GroupSession>();
   readonly #lingering = new Set<Promise<void>>();
-  #connection: AmqpConnection | undefined;
+  readonly #lease: ConnectionLease;
 
   /**
    * @param options see {@link AmqpTransportOptions}
@@ -199,25 +197,7 @@ export class AmqpEventTransport implements EventTransport {
   constructor(options: AmqpTransportOptions, context: TransportContext) {
     this.#options = resolveOptions(options);
     this.#context = context;
-  }
-
-  #conn(): AmqpConnection {
-    if (this.#closing.signal.aborted) throw new LightbusError(ErrorCodes.CLOSED, 'The amqp event transport is closed. Create a new bus to use it again.');
-    this.#connection ??= acquireConnection(this.#options, this.#context.logger, `lightbus ${this.#context.serviceName} ${this.#context.processName}`);
-    return this.#connection;
-  }
-
-  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
-  async open(): Promise<void> {
-    const connection = this.#conn();
-    try {
-      await connection.get();
-    } catch (error) {
-      // The registry drops a transport whose open() failed without closing it: stop retrying.
-      this.#connection = undefined;
-      await connection.release();
-      throw error;
-    }
+    this.#lease = new ConnectionLease(this.#options, context.logger, `lightbus ${context.serviceName} ${context.processName}`, this.#closing.signal, 'event');
   }
 
   /** Publishes the event to the events exchange; resolves when RabbitMQ confirmed it. */
@@ -232,7 +212,7 @@ export class AmqpEventTransport implements EventTransport {
       type: key,
       appId: 'lightbus',
     };
-    await this.#conn().publish(names.eventsExchange, key, encodeEvent(message), properties, {
+    await this.#lease.get().publish(names.eventsExchange, key, encodeEvent(message), properties, {
       timeoutMs: options.timeoutMs ?? this.#options.connectTimeoutMs,
       declare: [[names.eventsExchange, 'topic']],
       retry: true,
@@ -293,7 +273,7 @@ export class AmqpEventTransport implements EventTransport {
   }
 
   async #openSession(queue: string, keys: string[], batchSize: number, signal: AbortSignal): Promise<GroupSession> {
-    const model = await this.#conn().get(signal);
+    const model = await this.#lease.get().get(signal);
     await this.#declareTopology(model, queue, keys);
     const channel = await model.createChannel();
     channel.on('error', (error: Error) => this.#context.logger.warn(`RabbitMQ channel of ${queue}: ${describeAmqpError(error)}`));
@@ -395,7 +375,7 @@ export class AmqpEventTransport implements EventTransport {
     if (props.type) properties.type = props.type;
     if (props.timestamp) properties.timestamp = props.timestamp;
     try {
-      await this.#conn().publish(names.deadExchange, raw.fields.routingKey, raw.content, properties, {
+      await this.#lease.get().publish(names.deadExchange, raw.fields.routingKey, raw.content, properties, {
         timeoutMs: this.#options.connectTimeoutMs,
         declare: [[names.deadExchange, 'topic']],
         retry: true,
@@ -426,12 +406,17 @@ export class AmqpEventTransport implements EventTransport {
     void lingering.finally(() => this.#lingering.delete(lingering));
   }
 
+  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). */
+  open(): Promise<void> {
+    return this.#lease.open();
+  }
+
   /** Stops every consume loop (their unsettled events go back to their queues) and releases the connection. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
     await Promise.allSettled([...this.#sessions].map((s) => s.close()));
     await Promise.allSettled([...this.#lingering]);
-    await this.#connection?.release();
+    await this.#lease.release();
   }
 }

@@ -27,7 +27,7 @@ import {
   type TransportContext,
 } from '@lightbus/core';
 import { randomBytes } from 'node:crypto';
-import { acquireConnection, describeAmqpError, type AmqpConnection } from './connection.js';
+import { ConnectionLease, describeAmqpError } from './connection.js';
 import { CONTENT_TYPE, MalformedMessage, decodeResult, encodeResult } from './codec.js';
 import { resolveOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from './options.js';
 
@@ -74,7 +74,7 @@ export class AmqpResultTransport implements ResultTransport {
   #consuming = false;
   #loop: Promise<void> | undefined;
   #lastError: unknown;
-  #connection: AmqpConnection | undefined;
+  readonly #lease: ConnectionLease;
 
   /**
    * @param options see {@link AmqpTransportOptions}
@@ -83,31 +83,13 @@ export class AmqpResultTransport implements ResultTransport {
   constructor(options: AmqpTransportOptions, context: TransportContext) {
     this.#options = resolveOptions(options);
     this.#context = context;
+    this.#lease = new ConnectionLease(this.#options, context.logger, `lightbus ${context.serviceName} ${context.processName}`, this.#closing.signal, 'result');
     this.#queue = this.#options.names.replyQueue(context.serviceName, context.processName, randomBytes(4).toString('hex'));
   }
 
   /** The name of this process's reply queue. */
   get replyQueue(): string {
     return this.#queue;
-  }
-
-  #conn(): AmqpConnection {
-    if (this.#closing.signal.aborted) throw new LightbusError(ErrorCodes.CLOSED, 'The amqp result transport is closed. Create a new bus to call again.');
-    this.#connection ??= acquireConnection(this.#options, this.#context.logger, `lightbus ${this.#context.serviceName} ${this.#context.processName}`);
-    return this.#connection;
-  }
-
-  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). The reply queue is declared on first use. */
-  async open(): Promise<void> {
-    const connection = this.#conn();
-    try {
-      await connection.get();
-    } catch (error) {
-      // The registry drops a transport whose open() failed without closing it: stop retrying.
-      this.#connection = undefined;
-      await connection.release();
-      throw error;
-    }
   }
 
   /** Keeps the reply queue declared and consumed, across reconnects. */
@@ -119,7 +101,7 @@ export class AmqpResultTransport implements ResultTransport {
       let channel: Channel | undefined;
       let channelOpen = false;
       try {
-        const conn = this.#conn();
+        const conn = this.#lease.get();
         const model = await conn.get(signal, Number.POSITIVE_INFINITY);
         channel = await model.createChannel();
         channelOpen = true;
@@ -197,7 +179,7 @@ export class AmqpResultTransport implements ResultTransport {
 
   /** Waits until the reply queue is consumed (at most `connect_timeout`). */
   async #ensureConsuming(): Promise<void> {
-    this.#conn();
+    this.#lease.get();
     this.#loop ??= this.#replyLoop();
     const deadline = Date.now() + this.#options.connectTimeoutMs;
     while (!this.#consuming) {
@@ -268,7 +250,7 @@ export class AmqpResultTransport implements ResultTransport {
     }
     const deadline = options.rpc.deadline;
     const ttl = deadline === undefined ? 60_000 : Math.max(1000, Math.ceil(deadline - Date.now()));
-    await this.#conn().publish('', target.queue, encodeResult(result), {
+    await this.#lease.get().publish('', target.queue, encodeResult(result), {
       correlationId: target.correlationId,
       expiration: String(ttl),
       contentType: CONTENT_TYPE,
@@ -277,12 +259,17 @@ export class AmqpResultTransport implements ResultTransport {
     }, { timeoutMs: this.#options.connectTimeoutMs, what: `the result of RPC ${options.rpc.apiName}.${options.rpc.procedureName}()` });
   }
 
+  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). */
+  open(): Promise<void> {
+    return this.#lease.open();
+  }
+
   /** Stops consuming (the reply queue goes with it) and releases the connection. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
     this.#ready.notify();
     await this.#loop?.catch(() => undefined);
-    await this.#connection?.release();
+    await this.#lease.release();
   }
 }

@@ -15,8 +15,6 @@
  */
 import type { Channel, ConsumeMessage } from 'amqplib';
 import {
-  ErrorCodes,
-  LightbusError,
   Notifier,
   describeError,
   sleep,
@@ -26,7 +24,7 @@ import {
   type RpcTransport,
   type TransportContext,
 } from '@lightbus/core';
-import { acquireConnection, describeAmqpError, type AmqpConnection } from './connection.js';
+import { ConnectionLease, describeAmqpError } from './connection.js';
 import { settle } from './events.js';
 import { CONTENT_TYPE, MalformedMessage, decodeCall, encodeCall } from './codec.js';
 import { resolveOptions, type AmqpTransportOptions, type ResolvedAmqpOptions } from './options.js';
@@ -43,7 +41,7 @@ export class AmqpRpcTransport implements RpcTransport {
   readonly #closing = new AbortController();
   readonly #declared = new WeakMap<object, Map<string, Promise<void>>>();
   readonly #channels = new Set<Channel>();
-  #connection: AmqpConnection | undefined;
+  readonly #lease: ConnectionLease;
 
   /**
    * @param options see {@link AmqpTransportOptions}
@@ -52,30 +50,12 @@ export class AmqpRpcTransport implements RpcTransport {
   constructor(options: AmqpTransportOptions, context: TransportContext) {
     this.#options = resolveOptions(options);
     this.#context = context;
-  }
-
-  #conn(): AmqpConnection {
-    if (this.#closing.signal.aborted) throw new LightbusError(ErrorCodes.CLOSED, 'The amqp rpc transport is closed. Create a new bus to call again.');
-    this.#connection ??= acquireConnection(this.#options, this.#context.logger, `lightbus ${this.#context.serviceName} ${this.#context.processName}`);
-    return this.#connection;
-  }
-
-  /** Connects, waiting at most `connect_timeout`; on failure, gives the connection up and throws a `TransportError`. */
-  async open(): Promise<void> {
-    const connection = this.#conn();
-    try {
-      await connection.get();
-    } catch (error) {
-      // The registry drops a transport whose open() failed without closing it: stop retrying.
-      this.#connection = undefined;
-      await connection.release();
-      throw error;
-    }
+    this.#lease = new ConnectionLease(this.#options, context.logger, `lightbus ${context.serviceName} ${context.processName}`, this.#closing.signal, 'rpc');
   }
 
   /** Declares an API's queue once per connection, so a call published before any worker started waits for one. */
   async #ensureQueue(apiName: string, timeoutMs: number): Promise<void> {
-    const conn = this.#conn();
+    const conn = this.#lease.get();
     const model = await conn.get(undefined, timeoutMs);
     let cache = this.#declared.get(model);
     if (!cache) {
@@ -105,7 +85,7 @@ export class AmqpRpcTransport implements RpcTransport {
     const deadline = message.deadline ?? Date.now() + options.timeoutMs;
     const ttl = Math.max(1, Math.ceil(deadline - Date.now()));
     await this.#ensureQueue(message.apiName, ttl);
-    await this.#conn().publish('', this.#options.names.rpcQueue(message.apiName), encodeCall(message), {
+    await this.#lease.get().publish('', this.#options.names.rpcQueue(message.apiName), encodeCall(message), {
       expiration: String(ttl),
       headers: { [DEADLINE_HEADER]: deadline },
       contentType: CONTENT_TYPE,
@@ -131,7 +111,7 @@ export class AmqpRpcTransport implements RpcTransport {
       let alive = true;
       let channelOpen = true;
       try {
-        const model = await this.#conn().get(signal);
+        const model = await this.#lease.get().get(signal);
         channel = await model.createChannel();
         this.#channels.add(channel);
         channel.on('error', (error: Error) => logger.warn(`RabbitMQ channel of the RPC consumer: ${describeAmqpError(error)}`));
@@ -207,12 +187,17 @@ export class AmqpRpcTransport implements RpcTransport {
     return deadline === undefined ? call : { ...call, deadline };
   }
 
+  /** Connects, waiting at most `connect_timeout` (on failure gives the connection up and throws). */
+  open(): Promise<void> {
+    return this.#lease.open();
+  }
+
   /** Stops consuming (unserved calls go back to their queues) and releases the connection. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
     await Promise.allSettled([...this.#channels].map((c) => c.close()));
     this.#channels.clear();
-    await this.#connection?.release();
+    await this.#lease.release();
   }
 }
