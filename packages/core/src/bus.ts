@@ -38,7 +38,7 @@ import {
   ValidationError,
   describeError,
 } from './errors.js';
-import { Semaphore, settleWithin, sleep } from './internal/async.js';
+import { Notifier, Semaphore, settleWithin, sleep } from './internal/async.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import { newMessageId, type EventMessage, type Kwargs, type ResultMessage, type RpcMessage } from './messages.js';
 import { toSnakeCase } from './naming.js';
@@ -46,6 +46,7 @@ import { SchemaValidator, type ApiSchema } from './schema.js';
 import { TransportRegistry } from './transports/registry.js';
 import type {
   EventSelector,
+  EventSendOptions,
   ReceivedEvent,
   ResultTransport,
   StartPosition,
@@ -140,6 +141,8 @@ interface TaskRegistration {
 
 /** How long after an RPC's deadline core gives up on a transport that has not settled the call by itself. */
 const DEADLINE_GRACE_MS = 250;
+/** Send options of a fire() without a timeout (shared: no object per fire). */
+const NO_SEND_OPTIONS: EventSendOptions = Object.freeze({});
 
 const PATH = Symbol('lightbus.path');
 const PATH_PROXY = Symbol('lightbus.pathProxy');
@@ -172,12 +175,19 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   readonly #validator = new SchemaValidator();
   readonly #transports: TransportRegistry;
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Events being handled or settled (counted, not tracked as promises: one less per event). */
+  #handling = 0;
+  readonly #handlingIdle = new Notifier();
   readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
   readonly #pathProxies = new Map<string, unknown>();
   #remoteSchemas: Record<string, ApiSchema> = {};
   #remoteLoadedAt = 0;
   #remoteLoading: Promise<void> | undefined;
   #published: Promise<void> | undefined;
+  /** True once every registered API's schema is published (fire() then skips the check). */
+  #publishedDone = false;
+  /** Transports already built, by role and API: read synchronously on the hot paths. */
+  readonly #builtTransports = new Map<string, TransportByRole[TransportRole]>();
   #state: 'idle' | 'starting' | 'running' | 'stopping' | 'closed' = 'idle';
   #startOptions: Required<StartOptions> = { rpcs: true, events: true, tasks: true };
   #workerController: AbortController | undefined;
@@ -234,6 +244,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     this.#definitions.set(api.name, api);
     this.#registered.set(api.name, { api, implementation: impl });
     this.#published = undefined;
+    this.#publishedDone = false;
     if (this.#state === 'running' && this.#startOptions.rpcs) {
       this.logger.warn(`API ${api.name} was registered after the worker started; restart the worker to serve its RPCs.`);
     }
@@ -386,15 +397,15 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     }
     const apiConfig = this.apiConfig(apiName);
     const kwargs = toJson(params, '$') as Kwargs;
-    const label = `event ${apiName}.${info.wireName}`;
     if (apiConfig.validateOutgoing) {
-      this.#validator.validate(info.parametersSchema, kwargs, `parameters for ${label}`, { apiName, eventName: info.wireName });
+      this.#validator.validate(info.parametersSchema, kwargs, `parameters for event ${apiName}.${info.wireName}`, { apiName, eventName: info.wireName });
     }
-    this.#checkSize(kwargs, apiConfig, label);
-    const transport = await this.transport(apiName, 'event');
-    await this.#ensurePublished();
+    this.#checkSize(kwargs, apiConfig, `event ${apiName}.${info.wireName}`);
+    // After the first fire both are known: no await (and no extra promise) on the hot path.
+    const transport = this.#builtTransports.get(`event\u0000${apiName}`) ?? (await this.transport(apiName, 'event'));
+    if (!this.#publishedDone) await this.#ensurePublished();
     const message: EventMessage = { id: newMessageId(), apiName, eventName: info.wireName, version: api.version, kwargs };
-    await transport.send(message, options.timeout !== undefined ? { timeoutMs: options.timeout * 1000 } : {});
+    return (transport as TransportByRole['event']).send(message, options.timeout !== undefined ? { timeoutMs: options.timeout * 1000 } : NO_SEND_OPTIONS);
   }
 
   /**
@@ -502,6 +513,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       for (const hook of this.#startHooks) await hook(this.#bus);
       await this.publishSchemas();
       this.#published = Promise.resolve();
+      this.#publishedDone = true;
       // Open every transport the worker will use now, so a broken config or an unreachable
       // broker fails start() instead of a background loop.
       const apis = new Set([...this.#registered.keys(), ...this.#listeners.flatMap((l) => l.selectors.map((s) => s.apiName))]);
@@ -539,7 +551,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     await settleWithin(Promise.allSettled(loops), timeoutMs);
     const finished = await this.#drain(Math.max(0, deadline - Date.now()));
     if (!finished) {
-      this.logger.warn(`Shutdown: ${this.#inFlight.size} handler(s) still running after ${timeoutMs} ms; their events will be redelivered.`, {
+      this.logger.warn(`Shutdown: ${this.#inFlight.size + this.#handling} handler(s) still running after ${timeoutMs} ms; their events will be redelivered.`, {
         code: ErrorCodes.SHUTDOWN_TIMEOUT,
       });
     }
@@ -562,6 +574,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     await this.#drain(options.timeoutMs ?? 10_000);
     this.#state = 'closed';
     this.#transportByApi.clear();
+    this.#builtTransports.clear();
     const errors = await this.#transports.closeAll();
     for (const error of errors) this.logger.warn(`Closing a transport failed: ${describeError(error)}`);
   }
@@ -569,10 +582,11 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   /** Waits for in-flight handlers (started by the worker, or fire-and-forget work). */
   async #drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#inFlight.size > 0) {
+    while (this.#inFlight.size > 0 || this.#handling > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await settleWithin(Promise.allSettled([...this.#inFlight]), left);
+      if (this.#inFlight.size > 0) await settleWithin(Promise.allSettled([...this.#inFlight]), left);
+      else await this.#handlingIdle.wait(undefined, left);
     }
     return true;
   }
@@ -621,7 +635,12 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       transport = this.#transports.get(role, this.apiConfig(apiName).transports[role]);
       this.#transportByApi.set(key, transport);
       // A failed build is not cached: the next use tries again.
-      transport.catch(() => this.#transportByApi.delete(key));
+      transport.then(
+        (built) => {
+          if (this.#transportByApi.get(key) === transport) this.#builtTransports.set(key, built);
+        },
+        () => this.#transportByApi.delete(key),
+      );
     }
     return transport;
   }
@@ -678,10 +697,19 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   }
 
   async #ensurePublished(): Promise<void> {
-    this.#published ??= this.publishSchemas().catch((error: unknown) => {
-      this.#published = undefined;
-      this.logger.warn(`Could not publish schemas: ${describeError(error)}`);
-    });
+    if (!this.#published) {
+      const publishing: Promise<void> = this.publishSchemas().then(
+        () => {
+          // Still the current attempt (no registerApi() since): nothing left to publish.
+          if (this.#published === publishing) this.#publishedDone = true;
+        },
+        (error: unknown) => {
+          this.#published = undefined;
+          this.logger.warn(`Could not publish schemas: ${describeError(error)}`);
+        },
+      );
+      this.#published = publishing;
+    }
     await this.#published;
   }
 
@@ -745,23 +773,17 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           ...(since === undefined ? {} : { since }),
         })) {
           attempt = 0;
+          const debug = this.logger.enabled?.('debug') ?? true;
           for (let i = 0; i < batch.length; i++) {
-            await semaphore.acquire();
+            if (!semaphore.tryAcquire()) await semaphore.acquire();
             if (signal.aborted) {
               semaphore.release();
               await this.#handBack(listener, batch.slice(i));
               break;
             }
             // The slot frees as soon as the handler settles; the acknowledgement completes in the
-            // background (tracked, so stop() waits for it), letting transports batch acks.
-            let released = false;
-            const release = () => {
-              if (!released) {
-                released = true;
-                semaphore.release();
-              }
-            };
-            void this.#track(this.#handleEvent(listener, batch[i]!, release).finally(release));
+            // background (counted, so stop() waits for it), letting transports batch acks.
+            void this.#handleEvent(listener, batch[i]!, semaphore, debug);
           }
         }
         if (signal.aborted) break;
@@ -793,7 +815,29 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     await sleep(delay, signal);
   }
 
-  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent, release: () => void): Promise<void> {
+  /**
+   * Handles one event: validate, cast, run the handler, settle. Frees its place in `semaphore`
+   * once the handler settled (before the acknowledgement's round trip) and never rejects. It is
+   * counted in {@link #handling} until settled, so stop() and close() wait for it.
+   */
+  async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent, semaphore: Semaphore, debug: boolean): Promise<void> {
+    this.#handling++;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        semaphore.release();
+      }
+    };
+    try {
+      await this.#handleEventInner(listener, received, release, debug);
+    } finally {
+      release();
+      if (--this.#handling === 0) this.#handlingIdle.notify();
+    }
+  }
+
+  async #handleEventInner(listener: ListenerRegistration, received: ReceivedEvent, release: () => void, debug: boolean): Promise<void> {
     const { message } = received;
     const label = `event ${message.apiName}.${message.eventName}`;
     const apiConfig = this.apiConfig(message.apiName);
@@ -816,7 +860,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         listenerName: listener.listenerName,
       };
       try {
-        this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
+        if (debug) this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
         await listener.handler(params, context);
       } catch (error) {
         release();
@@ -997,18 +1041,27 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
 
   #newPathProxy(path: string[]): unknown {
     const target = function lightbusPath() {};
+    const parent = path.slice(0, -1).join('.');
+    const member = path[path.length - 1]!;
+    // Built once per path: `client.tick.fire(...)` in a loop allocates nothing here.
+    let fire: ((params?: Record<string, unknown>, options?: FireOptions) => Promise<void>) | undefined;
+    let children: Map<string, unknown> | undefined;
     return new Proxy(target, {
       get: (_t, prop) => {
         if (prop === PATH) return path;
         if (typeof prop === 'symbol' || RESERVED.has(prop)) return undefined;
         if (prop === 'fire') {
-          return (params?: Record<string, unknown>, options?: FireOptions) => this.fire(path.slice(0, -1).join('.'), path[path.length - 1]!, params, options);
+          return (fire ??= (params?: Record<string, unknown>, options?: FireOptions) => this.fire(parent, member, params, options));
         }
         if (prop === 'listen') {
-          return (handler: EventHandler<Record<string, unknown>>, options: ListenOptions) =>
-            this.listen([{ api: path.slice(0, -1).join('.'), event: path[path.length - 1]! }], handler, options);
+          return (handler: EventHandler<Record<string, unknown>>, options: ListenOptions) => this.listen([{ api: parent, event: member }], handler, options);
         }
-        return this.#pathProxy([...path, prop]);
+        let child = children?.get(prop);
+        if (child === undefined) {
+          child = this.#pathProxy([...path, prop]);
+          if ((children ??= new Map()).size < 1000) children.set(prop, child);
+        }
+        return child;
       },
       apply: (_t, _this, args: unknown[]) => {
         if (path.length < 2) {

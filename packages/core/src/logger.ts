@@ -21,6 +21,11 @@ export interface Logger {
   warn(message: string, fields?: LogFields): void;
   /** Something failed (a handler threw, a connection dropped). */
   error(message: string, fields?: LogFields): void;
+  /**
+   * Optional: whether messages of `level` are written. Hot paths (one line per event) skip
+   * building the message when this says no; a logger without it gets every call.
+   */
+  enabled?(level: Exclude<LogLevel, 'silent'>): boolean;
 }
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -76,8 +81,9 @@ export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger 
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
+    enabled: (lvl) => ORDER[lvl] >= ORDER[level],
   };
 }
 
 /** A logger that drops everything. */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, enabled: () => false };

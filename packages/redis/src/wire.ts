@@ -115,19 +115,73 @@ export function decodeResult(blob: string): ResultMessage {
   return out;
 }
 
-/** The XADD field/value list of an event: bare metadata, then `:param` JSON fields. */
-export function encodeEventFields(message: EventMessage): string[] {
-  requireMetadata('an event', { id: message.id, api_name: message.apiName, event_name: message.eventName });
+/** Refuses event metadata a Python receiver would choke on (see {@link requireMetadata}). */
+function checkEventMetadata(message: EventMessage): void {
+  // Checked field by field (no object per event): this runs for every event sent.
+  if (typeof message.id !== 'string' || message.id === '' || typeof message.apiName !== 'string' || message.apiName === '' || typeof message.eventName !== 'string' || message.eventName === '') {
+    requireMetadata('an event', { id: message.id, api_name: message.apiName, event_name: message.eventName });
+  }
   if (!Number.isInteger(message.version) || message.version < 1) {
     throw new LightbusError(ErrorCodes.MESSAGE_MALFORMED, `Cannot send an event with version ${String(message.version)}: the version must be a positive whole number.`);
   }
-  const fields = ['id', message.id, 'api_name', message.apiName, 'event_name', message.eventName, 'version', String(message.version)];
-  for (const [name, value] of Object.entries(message.kwargs)) {
+}
+
+/** Appends the `:param`, JSON pairs of an event to `out` (undefined values left out); returns how many pairs. */
+function pushEventParams(message: EventMessage, out: string[]): number {
+  let pairs = 0;
+  const kwargs = message.kwargs;
+  for (const name in kwargs) {
+    if (!Object.prototype.hasOwnProperty.call(kwargs, name)) continue;
+    const value = kwargs[name];
     if (value === undefined) continue;
-    fields.push(`:${name}`, JSON.stringify(value));
+    out.push(`:${name}`, JSON.stringify(value));
+    pairs++;
   }
+  return pairs;
+}
+
+/** The XADD field/value list of an event: bare metadata, then `:param` JSON fields. */
+export function encodeEventFields(message: EventMessage): string[] {
+  checkEventMetadata(message);
+  const fields = ['id', message.id, 'api_name', message.apiName, 'event_name', message.eventName, 'version', String(message.version)];
+  pushEventParams(message, fields);
   return fields;
 }
+
+/**
+ * Appends one event, given as its {@link encodeEventFields} list, to the arguments of
+ * {@link XADD_MANY_SCRIPT}: `id, api_name, event_name, version, <pairs>, :param, json, ...`.
+ * The script writes back exactly these fields in this order; only the names of the four
+ * metadata fields are left for it to add (fewer arguments to send).
+ */
+export function pushEventScriptArgs(fields: readonly string[], out: string[]): void {
+  out.push(fields[1]!, fields[3]!, fields[5]!, fields[7]!, String((fields.length - 8) / 2));
+  for (let i = 8; i < fields.length; i++) out.push(fields[i]!);
+}
+
+/**
+ * Adds several entries to one stream in one command: `EVALSHA <sha> 1 {stream} <maxlen or "">
+ * <count> <entry args>...` (see {@link pushEventScriptArgs}). Each entry is an `XADD {stream}
+ * [MAXLEN ~ <maxlen>] * id .. api_name .. event_name .. version .. :param json ...`, exactly what
+ * sending them one by one writes; the reply holds one id (or error) per entry, as a pipeline's
+ * would. `redis.pcall`: one failing entry does not stop the others.
+ */
+export const XADD_MANY_SCRIPT = `local maxlen = ARGV[1]
+local out = {}
+local i = 3
+for e = 1, tonumber(ARGV[2]) do
+  local f = {'id', ARGV[i], 'api_name', ARGV[i + 1], 'event_name', ARGV[i + 2], 'version', ARGV[i + 3]}
+  local pairs = tonumber(ARGV[i + 4])
+  i = i + 5
+  for k = 1, pairs * 2 do f[8 + k] = ARGV[i + k - 1] end
+  i = i + pairs * 2
+  if maxlen == '' then
+    out[e] = redis.pcall('XADD', KEYS[1], '*', unpack(f))
+  else
+    out[e] = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(f))
+  end
+end
+return out`;
 
 /** What a stream entry turned out to be. */
 export type DecodedEntry =

@@ -74,6 +74,15 @@ export class Semaphore {
     await new Promise<void>((resolve) => this.#queue.push(resolve));
   }
 
+  /** Takes a free place at once when there is one (no promise, no tick); false otherwise. */
+  tryAcquire(): boolean {
+    if (this.#available > 0 && this.#queue.length === 0) {
+      this.#available--;
+      return true;
+    }
+    return false;
+  }
+
   /** Frees a place. */
   release(): void {
     const next = this.#queue.shift();
