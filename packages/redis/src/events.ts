@@ -65,6 +65,19 @@ const XADD_MANY_SHA = createHash('sha1').update(XADD_MANY_SCRIPT).digest('hex');
 /** Replies meaning scripts cannot be used here at all (as opposed to a failure of one call). */
 const SCRIPTS_REFUSED = /unknown command|NOPERM|no permissions|not allowed|disabled|unsupported/i;
 
+/**
+ * The size of an entry's fields in bytes, exact only when it may exceed `limit`: a string's
+ * UTF-8 size is at most three bytes per UTF-16 unit, so most entries need no byte counting.
+ */
+function entrySize(fields: readonly string[], limit: number): number {
+  let units = 0;
+  for (const f of fields) units += f.length;
+  if (units * 3 <= limit) return units;
+  let bytes = 0;
+  for (const f of fields) bytes += Buffer.byteLength(f);
+  return bytes;
+}
+
 /** A batch on its way to the listener, with a hook called when it was handed over. */
 interface Ready {
   events: ReceivedEvent[];
@@ -102,7 +115,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     redelivery: true,
     durable: true,
   };
-  readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> }>();
+  readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; done: Promise<void>; settle: (error?: Error) => void }>();
   #ackScheduled = false;
   readonly #outbox: Outgoing[] = [];
   /** False once Redis refused scripts (disabled, or not permitted by ACL): plain XADDs then. */
@@ -567,7 +580,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         skip.push(id); // deleted from the stream while pending
         continue;
       }
-      const size = fields.reduce((n, f) => n + Buffer.byteLength(f), 0);
+      const size = entrySize(fields, this.settings.maxMessageBytes);
       if (size > this.settings.maxMessageBytes) {
         await this.#deadLetterMalformed(loop, stream, id, fields, `the entry is ${size} bytes, larger than max_message_bytes (${this.settings.maxMessageBytes})`, true);
         continue;
@@ -603,9 +616,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       message,
       position: id,
       deliveryCount,
-      ack: async () => {
-        if (settleOnce()) await this.#ack(stream, loop.group, [id]);
-      },
+      ack: () => (settleOnce() ? this.#ack(stream, loop.group, [id]) : Promise.resolve()),
       nack: async ({ delayMs }) => {
         if (!settleOnce()) return;
         this.#retryLater(loop, stream, id, Math.max(0, delayMs), deliveryCount);
@@ -643,21 +654,24 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   /** Queues an acknowledgement; all those queued in the same tick go in one XACK per stream. */
-  #ack(stream: string, group: string, ids: string[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const key = `${stream}\u0000${group}`;
-      let batch = this.#acks.get(key);
-      if (!batch) {
-        batch = { stream, group, ids: [], waiters: [] };
-        this.#acks.set(key, batch);
-      }
-      batch.ids.push(...ids);
-      batch.waiters.push({ resolve, reject });
-      if (!this.#ackScheduled) {
-        this.#ackScheduled = true;
-        setImmediate(() => void this.#flushAcks());
-      }
-    });
+  #ack(stream: string, group: string, ids: readonly string[]): Promise<void> {
+    const key = `${stream}\u0000${group}`;
+    let batch = this.#acks.get(key);
+    if (!batch) {
+      // One promise per XACK, shared by every event it acknowledges (none per event).
+      let settle!: (error?: Error) => void;
+      const done = new Promise<void>((resolve, reject) => {
+        settle = (error?: Error) => (error === undefined ? resolve() : reject(error));
+      });
+      batch = { stream, group, ids: [], done, settle };
+      this.#acks.set(key, batch);
+    }
+    for (const id of ids) batch.ids.push(id);
+    if (!this.#ackScheduled) {
+      this.#ackScheduled = true;
+      setImmediate(() => void this.#flushAcks());
+    }
+    return batch.done;
   }
 
   async #flushAcks(): Promise<void> {
@@ -669,9 +683,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       .catch((error: unknown) => batches.map(() => ({ ok: false as const, error: error instanceof Error ? error : new Error(String(error)) })));
     batches.forEach((b, i) => {
       const r = replies[i]!;
-      for (const w of b.waiters) {
-        if (r.ok) w.resolve();
-        else w.reject(wrapError(r.error, `acknowledging events on ${b.stream}`));
+      if (r.ok) b.settle();
+      else {
+        // Nobody may be waiting (acks whose outcome the caller ignores): never an unhandled rejection.
+        b.done.catch(() => undefined);
+        b.settle(wrapError(r.error, `acknowledging events on ${b.stream}`));
       }
     });
   }

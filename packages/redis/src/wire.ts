@@ -194,27 +194,48 @@ export function decodeEventFields(fields: readonly string[] | null | undefined):
   if (!fields || fields.length === 0) return { kind: 'malformed', reason: 'the entry has no fields' };
   if (fields.length === 2 && fields[0] === '' && fields[1] === '') return { kind: 'noop' };
   if (fields.length % 2 !== 0) return { kind: 'malformed', reason: 'the entry has an odd number of field names and values' };
-  const meta: Record<string, string> = {};
+  // Runs for every event received: known metadata into locals (no object keyed by untrusted
+  // names), parameters assigned directly unless the name could touch the prototype.
+  let id = '';
+  let apiName = '';
+  let eventName = '';
+  let version = '';
   const kwargs: Record<string, unknown> = {};
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i]!;
     const value = fields[i + 1]!;
-    if (name.startsWith(':')) {
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      const param = name.slice(1);
+      let parsed: unknown;
       try {
-        Object.defineProperty(kwargs, name.slice(1), { value: JSON.parse(value), enumerable: true, writable: true, configurable: true });
+        parsed = JSON.parse(value);
       } catch {
-        return { kind: 'malformed', reason: `parameter "${name.slice(1)}" is not JSON` };
+        return { kind: 'malformed', reason: `parameter "${param}" is not JSON` };
       }
-    } else meta[name] = value; // unknown metadata fields are tolerated and ignored
+      if (param === '__proto__') Object.defineProperty(kwargs, param, { value: parsed, enumerable: true, writable: true, configurable: true });
+      else kwargs[param] = parsed;
+    } else if (name === 'id') id = value;
+    else if (name === 'api_name') apiName = value;
+    else if (name === 'event_name') eventName = value;
+    else if (name === 'version') version = value;
+    // unknown metadata fields are tolerated and ignored
   }
-  for (const key of ['id', 'api_name', 'event_name', 'version']) {
-    if (!meta[key]) return { kind: 'malformed', reason: `the entry lacks the "${key}" field` };
+  if (!id) return { kind: 'malformed', reason: 'the entry lacks the "id" field' };
+  if (!apiName) return { kind: 'malformed', reason: 'the entry lacks the "api_name" field' };
+  if (!eventName) return { kind: 'malformed', reason: 'the entry lacks the "event_name" field' };
+  if (!version) return { kind: 'malformed', reason: 'the entry lacks the "version" field' };
+  if (!isWholeNumber(version)) return { kind: 'malformed', reason: `the "version" field is not a whole number: ${JSON.stringify(version.slice(0, 40))}` };
+  return { kind: 'event', message: { id, apiName, eventName, version: Number(version), kwargs } };
+}
+
+/** True for a non-empty string of ASCII digits only (what `/^\d+$/` accepts, without the regex). */
+function isWholeNumber(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
   }
-  if (!/^\d+$/.test(meta['version']!)) return { kind: 'malformed', reason: `the "version" field is not a whole number: ${JSON.stringify(meta['version']!.slice(0, 40))}` };
-  return {
-    kind: 'event',
-    message: { id: meta['id']!, apiName: meta['api_name']!, eventName: meta['event_name']!, version: Number(meta['version']), kwargs },
-  };
+  return true;
 }
 
 /** The milliseconds part of a stream id, as a Date. */
