@@ -235,10 +235,16 @@ export class AmqpEventTransport implements EventTransport {
       );
     }
     let failures = 0;
+    let ready = false;
     while (!signal.aborted) {
       let session: GroupSession | undefined;
       try {
         session = await this.#openSession(queue, keys, batchSize, signal);
+        // The queue is declared and bound: events published from now on are kept for this group.
+        if (!ready) {
+          ready = true;
+          subscription.onReady?.();
+        }
         const openedAt = Date.now();
         while (!signal.aborted && session.alive) {
           const messages = await session.take(batchSize, signal);

@@ -141,6 +141,8 @@ interface TaskRegistration {
 
 /** How long after an RPC's deadline core gives up on a transport that has not settled the call by itself. */
 const DEADLINE_GRACE_MS = 250;
+/** Longest start() waits for its listeners to be subscribed on their brokers. */
+const LISTENER_READY_TIMEOUT_MS = 10_000;
 /** Send options of a fire() without a timeout (shared: no object per fire). */
 const NO_SEND_OPTIONS: EventSendOptions = Object.freeze({});
 
@@ -441,7 +443,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       stopped: false,
     };
     this.#listeners.push(registration);
-    if (this.#state === 'running' && this.#startOptions.events) this.#startListener(registration);
+    if (this.#state === 'running' && this.#startOptions.events) void this.#startListener(registration);
     return {
       listenerName,
       stop: async () => {
@@ -532,8 +534,14 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     this.#state = 'running';
     this.#workerLoops.push(this.#schemaRefreshLoop(signal));
     if (this.#startOptions.rpcs) this.#startRpcServing(signal);
-    if (this.#startOptions.events) for (const listener of this.#listeners) this.#startListener(listener);
+    const ready: Array<Promise<void>> = [];
+    if (this.#startOptions.events) for (const listener of this.#listeners) ready.push(...this.#startListener(listener));
     if (this.#startOptions.tasks) for (const task of this.#tasks) this.#workerLoops.push(this.#taskLoop(task, signal));
+    // Return once every listener is subscribed on its broker: an event fired after start()
+    // resolves reaches even a group created by this start.
+    if (ready.length > 0 && !(await settleWithin(Promise.all(ready), LISTENER_READY_TIMEOUT_MS))) {
+      this.logger.warn(`Some listeners were not subscribed after ${LISTENER_READY_TIMEOUT_MS / 1000} s (broker slow or unreachable?); start() returns and they keep trying. Events fired before a new listener group exists are not delivered to it.`);
+    }
   }
 
   /**
@@ -740,8 +748,9 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     return promise;
   }
 
-  #startListener(listener: ListenerRegistration): void {
-    if (listener.stopped) return;
+  /** Starts a listener's consume loops; resolves (one promise per loop) once each is subscribed. */
+  #startListener(listener: ListenerRegistration): Array<Promise<void>> {
+    if (listener.stopped) return [];
     listener.controller = new AbortController();
     const signal = this.#workerController ? AbortSignal.any([listener.controller.signal, this.#workerController.signal]) : listener.controller.signal;
     // One consume loop per event transport (APIs may use different ones).
@@ -750,10 +759,19 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       const key = JSON.stringify(this.apiConfig(selector.apiName).transports.event);
       byTransport.set(key, [...(byTransport.get(key) ?? []), selector]);
     }
-    for (const selectors of byTransport.values()) listener.loops.push(this.#listenLoop(listener, selectors, signal));
+    const ready: Array<Promise<void>> = [];
+    for (const selectors of byTransport.values()) {
+      let onReady!: () => void;
+      ready.push(new Promise<void>((resolve) => (onReady = resolve)));
+      const loop = this.#listenLoop(listener, selectors, signal, onReady);
+      // Also done when the loop ends (stopped, or failed for good) without being subscribed.
+      void loop.then(onReady, onReady);
+      listener.loops.push(loop);
+    }
+    return ready;
   }
 
-  async #listenLoop(listener: ListenerRegistration, selectors: EventSelector[], signal: AbortSignal): Promise<void> {
+  async #listenLoop(listener: ListenerRegistration, selectors: EventSelector[], signal: AbortSignal, onReady: () => void): Promise<void> {
     const first = selectors[0]!;
     const apiConfig = this.apiConfig(first.apiName);
     const concurrency = listener.options.concurrency ?? apiConfig.eventListenerConcurrency;
@@ -768,6 +786,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
           listenerName: listener.listenerName,
           events: selectors,
           signal,
+          onReady,
           // Left out when not set, so the transport's own default (e.g. redis `batch_size`) applies.
           ...(listener.options.batchSize === undefined ? {} : { batchSize: listener.options.batchSize }),
           ...(since === undefined ? {} : { since }),

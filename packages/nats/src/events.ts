@@ -426,6 +426,8 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
           }
         });
       }
+      // Every consumer exists and is being read: events published from now on reach this group.
+      subscription.onReady?.();
       // Keep the events this loop holds from being redelivered elsewhere while they are handled.
       keepAlive = setInterval(() => {
         if (nc.isClosed()) return;

@@ -321,6 +321,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       // Abortable: while Redis is unreachable the start-up commands wait for the reconnect.
       const started = await abortable(this.#startUp(loop, subscription.since), signal);
       if (started === ABORTED) return;
+      // The group exists: entries added from now on are read (as "new", after its position).
+      subscription.onReady?.();
       const readers = this.redis.cluster ? streams.map((s) => [s]) : [streams];
       for (const r of readers) tasks.push(this.#readLoop(loop, r));
       tasks.push(this.#reclaimLoop(loop));

@@ -37,6 +37,24 @@ afterAll(async () => {
 });
 
 describe('createBus over Redis', () => {
+  it('delivers events fired as soon as start() resolved to a listener group that start() created', async () => {
+    const server = createBus({ apis: [], config, logger: silentLogger, processName: 'firer', transports: [transportPlugin] });
+    buses.push(server);
+    server.registerApi(authApi, { checkPassword: () => true, fail: () => undefined });
+    const listener = createBus({ apis: [authApi], config: { ...config, service_name: `fresh_${id}` }, logger: silentLogger, processName: 'fresh', transports: [transportPlugin] });
+    buses.push(listener);
+    const seen: string[] = [];
+    listener.api(apiName).listen(['user_registered'], ({ username }) => void seen.push(username as string), { listenerName: 'fresh' });
+    // The firing side is connected already, so its fires below go out at once.
+    await server.api(apiName).fire('user_registered', { username: 'before the group', email: 'e@x' });
+    await listener.start();
+    // No pause: the group must already exist, or these would go to nobody ("new" starts after them).
+    await Promise.all(Array.from({ length: 50 }, (_, i) => server.api(apiName).fire('user_registered', { username: `u${i}`, email: 'e@x' })));
+    await eventually(() => seen.length === 50, 5000, 'all 50 events');
+    expect(new Set(seen).size).toBe(50);
+    expect(seen).not.toContain('before the group');
+  });
+
   it('serves RPCs, delivers events and shares the schema between two processes', async () => {
     expect(redisTransports).toBe(transportPlugin);
     const server = createBus({ apis: [], config, logger: silentLogger, processName: 'server', transports: [transportPlugin] });

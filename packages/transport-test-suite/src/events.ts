@@ -132,6 +132,27 @@ export function describeEventTransport(options: EventSuiteOptions): void {
       if (options.backdoor) expect(await options.backdoor.countStored(context, api)).toBeGreaterThanOrEqual(1);
     });
 
+    it('calls onReady once subscribed: an event sent right then reaches a brand-new listener group', { timeout }, async () => {
+      const context = ctx();
+      const transport = await make(context);
+      const [api] = context.apis;
+      let readyCalls = 0;
+      let ready!: () => void;
+      const subscribed = new Promise<void>((resolve) => (ready = resolve));
+      const c = collect(transport, {
+        listenerName: 'fresh',
+        events: [{ apiName: api, eventName: 'e' }],
+        onReady: () => {
+          readyCalls++;
+          ready();
+        },
+      });
+      await subscribed; // no settling pause: this is what bus.start() waits for
+      await transport.send(eventOf(api, 'e', { n: 1 }));
+      await eventually(() => c.received.length === 1, 5000, 'the event sent right after onReady');
+      expect(readyCalls).toBe(1);
+    });
+
     it('keeps the order of events sent by one process', { timeout }, async () => {
       const context = ctx();
       const transport = await make(context);

@@ -313,6 +313,7 @@ export class MemoryEventTransport implements EventTransport {
       }
       return { stream, group: g };
     });
+    subscription.onReady?.();
     try {
       while (!signal.aborted) {
         const batch: ReceivedEvent[] = [];

@@ -155,6 +155,13 @@ export interface EventSubscription {
   batchSize?: number;
   /** Aborting ends the iteration; unacknowledged events stay pending for redelivery. */
   signal: AbortSignal;
+  /**
+   * Called by the transport once the subscription is in place on the broker (its group, queue
+   * or consumer exists and reading has begun): every event sent from then on reaches this
+   * listener. `bus.start()` waits for it, so an event fired right after `start()` resolves is
+   * never missed by a group that was just created. Call it once; before the first batch.
+   */
+  onReady?: () => void;
 }
 
 /** An event handed to a listener, with the means to settle it. */
