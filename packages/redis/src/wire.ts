@@ -164,21 +164,28 @@ export function pushEventScriptArgs(fields: readonly string[], out: string[]): v
  * <count> <entry args>...` (see {@link pushEventScriptArgs}). Each entry is an `XADD {stream}
  * [MAXLEN ~ <maxlen>] * id .. api_name .. event_name .. version .. :param json ...`, exactly what
  * sending them one by one writes; the reply holds one id (or error) per entry, as a pipeline's
- * would. `redis.pcall`: one failing entry does not stop the others.
+ * would. `redis.pcall`: one failing entry does not stop the others. One field table is reused
+ * for every entry (no table per event for Redis's Lua to collect).
  */
 export const XADD_MANY_SCRIPT = `local maxlen = ARGV[1]
 local out = {}
 local i = 3
+local f = {'id', '', 'api_name', '', 'event_name', '', 'version', ''}
 for e = 1, tonumber(ARGV[2]) do
-  local f = {'id', ARGV[i], 'api_name', ARGV[i + 1], 'event_name', ARGV[i + 2], 'version', ARGV[i + 3]}
-  local pairs = tonumber(ARGV[i + 4])
+  f[2] = ARGV[i]
+  f[4] = ARGV[i + 1]
+  f[6] = ARGV[i + 2]
+  f[8] = ARGV[i + 3]
+  local n = 8 + tonumber(ARGV[i + 4]) * 2
   i = i + 5
-  for k = 1, pairs * 2 do f[8 + k] = ARGV[i + k - 1] end
-  i = i + pairs * 2
+  for k = 9, n do
+    f[k] = ARGV[i]
+    i = i + 1
+  end
   if maxlen == '' then
-    out[e] = redis.pcall('XADD', KEYS[1], '*', unpack(f))
+    out[e] = redis.pcall('XADD', KEYS[1], '*', unpack(f, 1, n))
   else
-    out[e] = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(f))
+    out[e] = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(f, 1, n))
   end
 end
 return out`;
