@@ -20,10 +20,26 @@ const MAX_DEPTH = 256;
 /**
  * Turns a value into plain JSON values (the protocol's "deform"). `undefined` object members are
  * left out, as `JSON.stringify` does. Throws a {@link ValidationError} on cycles or values that
- * cannot be sent (functions, symbols).
+ * cannot be sent (functions, symbols), naming where (`$.user.tags[2]`) with `path` as the root.
  */
-export function toJson(value: unknown, path = '$', depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
-  if (depth > MAX_DEPTH) throw cannotSend(path, `is nested deeper than ${MAX_DEPTH} levels`);
+export function toJson(value: unknown, path = '$'): unknown {
+  try {
+    return convert(value, 0, []);
+  } catch (error) {
+    if (error instanceof Unsendable) throw cannotSend(path + error.segments.reverse().join(''), error.what);
+    throw error;
+  }
+}
+
+/** Thrown inside {@link convert}; each level adds its path segment on the way out (paths are built only on failure). */
+class Unsendable extends Error {
+  readonly segments: string[] = [];
+  constructor(readonly what: string) {
+    super(what);
+  }
+}
+
+function convert(value: unknown, depth: number, parents: object[]): unknown {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -36,38 +52,68 @@ export function toJson(value: unknown, path = '$', depth = 0, seen: WeakSet<obje
       return null;
     case 'function':
     case 'symbol':
-      throw cannotSend(path, `is a ${typeof value}, which cannot be sent`);
+      throw new Unsendable(`is a ${typeof value}, which cannot be sent`);
     default:
       break;
   }
   if (value === null) return null;
+  if (depth > MAX_DEPTH) throw new Unsendable(`is nested deeper than ${MAX_DEPTH} levels`);
   const obj = value as object;
   if (obj instanceof Date) {
-    if (Number.isNaN(obj.getTime())) throw cannotSend(path, 'is an invalid Date');
+    if (Number.isNaN(obj.getTime())) throw new Unsendable('is an invalid Date');
     return obj.toISOString();
   }
   if (obj instanceof Uint8Array) return Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength).toString('base64');
   if (obj instanceof ArrayBuffer) return Buffer.from(obj).toString('base64');
-  if (seen.has(obj)) throw cannotSend(path, 'contains a cycle (an object that refers to itself)');
-  seen.add(obj);
+  // The objects being converted above this one (at most MAX_DEPTH): a cycle comes back to one.
+  if (parents.includes(obj)) throw new Unsendable('contains a cycle (an object that refers to itself)');
+  parents.push(obj);
+  let segment = '';
   try {
-    if (Array.isArray(obj)) return obj.map((item, i) => toJson(item, `${path}[${i}]`, depth + 1, seen));
-    if (obj instanceof Set) return [...obj].map((item, i) => toJson(item, `${path}[${i}]`, depth + 1, seen));
+    if (Array.isArray(obj)) {
+      const out = new Array<unknown>(obj.length);
+      for (let i = 0; i < obj.length; i++) {
+        segment = `[${i}]`;
+        out[i] = convert(obj[i], depth + 1, parents);
+      }
+      return out;
+    }
+    if (obj instanceof Set) {
+      const out: unknown[] = [];
+      for (const item of obj) {
+        segment = `[${out.length}]`;
+        out.push(convert(item, depth + 1, parents));
+      }
+      return out;
+    }
     if (obj instanceof Map) {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of obj) defineData(out, String(k), toJson(v, `${path}.${String(k)}`, depth + 1, seen));
+      for (const [k, v] of obj) {
+        segment = `.${String(k)}`;
+        defineData(out, String(k), convert(v, depth + 1, parents));
+      }
       return out;
     }
     const withToJson = obj as { toJSON?: () => unknown };
-    if (typeof withToJson.toJSON === 'function') return toJson(withToJson.toJSON(), path, depth + 1, seen);
+    if (typeof withToJson.toJSON === 'function') {
+      segment = '';
+      return convert(withToJson.toJSON(), depth + 1, parents);
+    }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(obj)) {
+    const record = obj as Record<string, unknown>;
+    for (const k in record) {
+      if (!Object.prototype.hasOwnProperty.call(record, k)) continue;
+      const v = record[k];
       if (v === undefined) continue;
-      defineData(out, k, toJson(v, `${path}.${k}`, depth + 1, seen));
+      segment = `.${k}`;
+      defineData(out, k, convert(v, depth + 1, parents));
     }
     return out;
+  } catch (error) {
+    if (error instanceof Unsendable && segment) error.segments.push(segment);
+    throw error;
   } finally {
-    seen.delete(obj);
+    parents.pop();
   }
 }
 
@@ -145,11 +191,12 @@ export function jsonSizeUpperBound(value: unknown, stopAbove = Number.POSITIVE_I
       size += 2 + v.length;
       for (const item of v) stack.push(item);
     } else if (typeof v === 'object') {
-      const entries = Object.entries(v);
-      size += 2 + entries.length;
-      for (const [k, item] of entries) {
-        size += k.length * 6 + 3;
-        stack.push(item);
+      size += 2;
+      const record = v as Record<string, unknown>;
+      for (const k in record) {
+        if (!Object.prototype.hasOwnProperty.call(record, k)) continue;
+        size += k.length * 6 + 4;
+        stack.push(record[k]);
       }
     }
     if (size > stopAbove) return size;
