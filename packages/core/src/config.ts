@@ -25,11 +25,12 @@
  * @module
  */
 import { readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, extname, join, resolve, basename } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import type { ErrorObject } from 'ajv';
 import { ConfigurationError, ErrorCodes } from './errors.js';
+import { quickCheck } from './internal/quick-check.js';
 import type { TransportPlugin, TransportRole } from './transports/types.js';
 
 /** Picks a transport plugin and its options: `{ redis: { url: 'redis://...' } }` (one key). */
@@ -248,13 +249,26 @@ function describeConfigError(error: ErrorObject): string {
   }
 }
 
+// Loaded on first use (createRequire: these are CommonJS packages, and loadConfig is synchronous).
+// A worker whose configuration is an object, or a JSON file, that passes the quick check never
+// loads Ajv or the YAML parser for its configuration: together they are ~130 modules, several MB
+// of resident memory that a worker at rest does not need.
+const requireLazily = createRequire(import.meta.url);
+
 /**
  * Checks a configuration object against {@link configJsonSchema}. Throws a
  * {@link ConfigurationError} listing the path of each bad key and what was expected.
+ *
+ * A small checker that knows the keywords these schemas use accepts a valid configuration
+ * without Ajv; anything it does not accept outright (an error, or a keyword it does not know,
+ * e.g. in a plugin's options schema) goes to Ajv, which decides and writes the report.
  */
 export function validateConfig(config: unknown, plugins: readonly TransportPlugin<object>[] = [], source = 'the configuration'): LightbusConfig {
+  const schema = configJsonSchema(plugins);
+  if (quickCheck(schema, config) === 'valid') return config as LightbusConfig;
+  const { Ajv } = requireLazily('ajv') as typeof import('ajv');
   const ajv = new Ajv({ allErrors: true, strict: false });
-  const validate = ajv.compile(configJsonSchema(plugins));
+  const validate = ajv.compile(schema);
   if (validate(config)) return config as LightbusConfig;
   const seen = new Set<string>();
   const problems: string[] = [];
@@ -317,7 +331,9 @@ export function readConfigFile(file: string): unknown {
     );
   }
   try {
-    return extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    if (extname(path).toLowerCase() === '.json') return JSON.parse(text);
+    const { parse } = requireLazily('yaml') as typeof import('yaml');
+    return parse(text);
   } catch (error) {
     throw new ConfigurationError(`The configuration file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`, {
       cause: error,

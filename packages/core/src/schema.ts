@@ -5,8 +5,13 @@
  *
  * @module
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { ValidationError, type ValidationIssue } from './errors.js';
+
+// Ajv (a CommonJS package; validate() is synchronous) is loaded when the first message is
+// validated: a worker at rest, or a process that never validates, does not hold it.
+const requireLazily = createRequire(import.meta.url);
 
 /** A JSON Schema object. */
 export type JsonSchema = Record<string, unknown>;
@@ -76,19 +81,28 @@ export const titles = {
 export type ValidationSubject = string;
 
 /**
- * Compiles and caches validators. One per bus; schemas from the bus are compiled on first use.
+ * Compiles and caches validators. One per bus; schemas from the bus are compiled on first use,
+ * and Ajv itself is loaded and set up on the first validation.
  */
 export class SchemaValidator {
-  readonly #ajv = new Ajv({
-    allErrors: true,
-    strict: false,
-    // JSON has no Infinity or NaN: 1e400 parses to Infinity and must not pass as an integer.
-    strictNumbers: true,
-    validateFormats: false,
-    useDefaults: true,
-    validateSchema: false,
-  });
+  #ajvInstance: Ajv | undefined;
   readonly #cache = new WeakMap<object, ValidateFunction>();
+
+  get #ajv(): Ajv {
+    if (this.#ajvInstance === undefined) {
+      const { Ajv } = requireLazily('ajv') as typeof import('ajv');
+      this.#ajvInstance = new Ajv({
+        allErrors: true,
+        strict: false,
+        // JSON has no Infinity or NaN: 1e400 parses to Infinity and must not pass as an integer.
+        strictNumbers: true,
+        validateFormats: false,
+        useDefaults: true,
+        validateSchema: false,
+      });
+    }
+    return this.#ajvInstance;
+  }
 
   /**
    * Validates `value` against `schema` in place (defaults are filled in). Throws a
