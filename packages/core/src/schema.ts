@@ -5,13 +5,8 @@
  *
  * @module
  */
-import { createRequire } from 'node:module';
-import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ValidationError, type ValidationIssue } from './errors.js';
-
-// Ajv (a CommonJS package; validate() is synchronous) is loaded when the first message is
-// validated: a worker at rest, or a process that never validates, does not hold it.
-const requireLazily = createRequire(import.meta.url);
 
 /** A JSON Schema object. */
 export type JsonSchema = Record<string, unknown>;
@@ -81,8 +76,8 @@ export const titles = {
 export type ValidationSubject = string;
 
 /**
- * Compiles and caches validators. One per bus; schemas from the bus are compiled on first use,
- * and Ajv itself is loaded and set up on the first validation.
+ * Compiles and caches validators. One per bus; schemas are compiled on first use, and the Ajv
+ * instance is set up on the first validation (a worker at rest has validated nothing).
  */
 export class SchemaValidator {
   #ajvInstance: Ajv | undefined;
@@ -90,7 +85,6 @@ export class SchemaValidator {
 
   get #ajv(): Ajv {
     if (this.#ajvInstance === undefined) {
-      const { Ajv } = requireLazily('ajv') as typeof import('ajv');
       this.#ajvInstance = new Ajv({
         allErrors: true,
         strict: false,
