@@ -1,13 +1,15 @@
 /**
  * Deleting what a run left on the shared brokers: only names that carry the run id, never a
  * flush.
+ *
+ * Each broker's client is imported when its cleanup runs (in the orchestrator, after the run):
+ * every target module imports this file, and static imports would load all three client
+ * libraries into every worker, adding theirs to the RSS each worker reports.
  */
-import { Redis } from 'ioredis';
-import { connect as natsConnect } from 'nats';
-import amqplib from 'amqplib';
 
 /** Deletes the keys of `url`'s database that match `pattern` (SCAN + UNLINK). */
 export async function cleanupRedisKeys(url: string, pattern: string): Promise<void> {
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
@@ -24,6 +26,7 @@ export async function cleanupRedisKeys(url: string, pattern: string): Promise<vo
 
 /** Deletes the JetStream streams (and key-value buckets, which are streams) whose names start with `prefix`. */
 export async function cleanupNatsStreams(servers: string, prefix: string): Promise<void> {
+  const { connect: natsConnect } = await import('nats');
   const nc = await natsConnect({ servers, noAsyncTraces: true });
   try {
     const jsm = await nc.jetstreamManager();
@@ -43,6 +46,7 @@ export async function cleanupAmqpPrefix(
   _prefix: string,
   names: { queues: string[]; exchanges: string[] },
 ): Promise<void> {
+  const { default: amqplib } = await import('amqplib');
   const connection = await amqplib.connect(url);
   try {
     for (const queue of names.queues) {

@@ -76,19 +76,27 @@ export const titles = {
 export type ValidationSubject = string;
 
 /**
- * Compiles and caches validators. One per bus; schemas from the bus are compiled on first use.
+ * Compiles and caches validators. One per bus; schemas are compiled on first use, and the Ajv
+ * instance is set up on the first validation (a worker at rest has validated nothing).
  */
 export class SchemaValidator {
-  readonly #ajv = new Ajv({
-    allErrors: true,
-    strict: false,
-    // JSON has no Infinity or NaN: 1e400 parses to Infinity and must not pass as an integer.
-    strictNumbers: true,
-    validateFormats: false,
-    useDefaults: true,
-    validateSchema: false,
-  });
+  #ajvInstance: Ajv | undefined;
   readonly #cache = new WeakMap<object, ValidateFunction>();
+
+  get #ajv(): Ajv {
+    if (this.#ajvInstance === undefined) {
+      this.#ajvInstance = new Ajv({
+        allErrors: true,
+        strict: false,
+        // JSON has no Infinity or NaN: 1e400 parses to Infinity and must not pass as an integer.
+        strictNumbers: true,
+        validateFormats: false,
+        useDefaults: true,
+        validateSchema: false,
+      });
+    }
+    return this.#ajvInstance;
+  }
 
   /**
    * Validates `value` against `schema` in place (defaults are filled in). Throws a
