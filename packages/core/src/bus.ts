@@ -840,25 +840,11 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
    * counted in {@link #handling} until settled, so stop() and close() wait for it.
    */
   async #handleEvent(listener: ListenerRegistration, received: ReceivedEvent, semaphore: Semaphore, debug: boolean): Promise<void> {
+    // One async function per event (it runs for every event): the slot is given back as soon as
+    // the handler settled, the acknowledgement goes on without it.
     this.#handling++;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        semaphore.release();
-      }
-    };
-    try {
-      await this.#handleEventInner(listener, received, release, debug);
-    } finally {
-      release();
-      if (--this.#handling === 0) this.#handlingIdle.notify();
-    }
-  }
-
-  async #handleEventInner(listener: ListenerRegistration, received: ReceivedEvent, release: () => void, debug: boolean): Promise<void> {
+    let held = true;
     const { message } = received;
-    const label = `event ${message.apiName}.${message.eventName}`;
     const apiConfig = this.apiConfig(message.apiName);
     try {
       let params: Record<string, unknown> = message.kwargs;
@@ -866,7 +852,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       const info: EventInfo | undefined = def?.eventInfo.get(message.eventName);
       const parametersSchema = info?.parametersSchema ?? (await this.#remoteSchema(message.apiName))?.events[message.eventName]?.parameters;
       if (apiConfig.validateIncoming && parametersSchema) {
-        this.#validator.validate(parametersSchema, params, `parameters of ${label} (received)`, { apiName: message.apiName, eventName: message.eventName });
+        this.#validator.validate(parametersSchema, params, `parameters of event ${message.apiName}.${message.eventName} (received)`, { apiName: message.apiName, eventName: message.eventName });
       }
       if (info) params = castFromJson(params, info.castSchema) as Record<string, unknown>;
       const context: EventContext = {
@@ -878,31 +864,42 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         deliveryCount: received.deliveryCount,
         listenerName: listener.listenerName,
       };
+      let failed = false;
+      let failure: unknown;
       try {
-        if (debug) this.logger.debug(`Listener ${listener.listenerName} handling ${label}`, { id: message.id, delivery: received.deliveryCount });
+        if (debug) this.logger.debug(`Listener ${listener.listenerName} handling event ${message.apiName}.${message.eventName}`, { id: message.id, delivery: received.deliveryCount });
         await listener.handler(params, context);
       } catch (error) {
-        release();
-        const maxDeliveries = listener.options.maxDeliveries ?? apiConfig.maxDeliveries;
-        if (received.deliveryCount >= maxDeliveries) {
-          this.logger.error(`Listener ${listener.listenerName} failed on ${label} ${received.deliveryCount} time(s); dead-lettering it: ${describeError(error)}`, {
-            id: message.id,
-            position: received.position,
-          });
-          await received.deadLetter(error);
-        } else {
-          const delayMs = Math.min(apiConfig.maxRetryDelayMs, apiConfig.retryDelayMs * 2 ** (received.deliveryCount - 1));
-          this.logger.warn(`Listener ${listener.listenerName} failed on ${label} (delivery ${received.deliveryCount} of ${maxDeliveries}); retrying in ${delayMs} ms: ${describeError(error)}`, {
-            id: message.id,
-          });
-          await received.nack({ delayMs, error });
-        }
+        failed = true;
+        failure = error;
+      }
+      held = false;
+      semaphore.release();
+      if (!failed) {
+        await received.ack();
         return;
       }
-      release();
-      await received.ack();
+      const label = `event ${message.apiName}.${message.eventName}`;
+      const maxDeliveries = listener.options.maxDeliveries ?? apiConfig.maxDeliveries;
+      if (received.deliveryCount >= maxDeliveries) {
+        this.logger.error(`Listener ${listener.listenerName} failed on ${label} ${received.deliveryCount} time(s); dead-lettering it: ${describeError(failure)}`, {
+          id: message.id,
+          position: received.position,
+        });
+        await received.deadLetter(failure);
+      } else {
+        const delayMs = Math.min(apiConfig.maxRetryDelayMs, apiConfig.retryDelayMs * 2 ** (received.deliveryCount - 1));
+        this.logger.warn(`Listener ${listener.listenerName} failed on ${label} (delivery ${received.deliveryCount} of ${maxDeliveries}); retrying in ${delayMs} ms: ${describeError(failure)}`, {
+          id: message.id,
+        });
+        await received.nack({ delayMs, error: failure });
+      }
     } catch (error) {
-      release();
+      if (held) {
+        held = false;
+        semaphore.release();
+      }
+      const label = `event ${message.apiName}.${message.eventName}`;
       if (error instanceof ValidationError) {
         // A message that does not match the schema will never succeed: dead-letter it at once.
         this.logger.error(`Listener ${listener.listenerName} received an invalid ${label}; dead-lettering it: ${error.message}`, { id: message.id });
@@ -910,6 +907,9 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         return;
       }
       this.logger.error(`Listener ${listener.listenerName}: settling ${label} failed: ${describeError(error)}. It will be redelivered.`, { id: message.id });
+    } finally {
+      if (held) semaphore.release();
+      if (--this.#handling === 0) this.#handlingIdle.notify();
     }
   }
 
