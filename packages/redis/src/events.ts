@@ -78,6 +78,47 @@ function entrySize(fields: readonly string[], limit: number): number {
   return bytes;
 }
 
+/** What a {@link StreamEvent} asks its transport to do. */
+interface Settler {
+  ack(stream: string, group: string, id: string): Promise<void>;
+  retryLater(loop: Loop, stream: string, id: string, delayMs: number, deliveryCount: number): void;
+  deadLetter(loop: Loop, stream: string, id: string, fields: string[], error: string, deliveryCount: number): Promise<void>;
+}
+
+/** An entry handed to a listener; settled once (later calls do nothing). */
+class StreamEvent implements ReceivedEvent {
+  #settled = false;
+  constructor(
+    readonly settler: Settler,
+    readonly loop: Loop,
+    readonly stream: string,
+    readonly position: string,
+    readonly fields: string[],
+    readonly message: EventMessage,
+    readonly deliveryCount: number,
+  ) {}
+
+  #settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    return true;
+  }
+
+  ack(): Promise<void> {
+    return this.#settle() ? this.settler.ack(this.stream, this.loop.group, this.position) : Promise.resolve();
+  }
+
+  nack({ delayMs }: { delayMs: number; error: unknown }): Promise<void> {
+    if (this.#settle()) this.settler.retryLater(this.loop, this.stream, this.position, Math.max(0, delayMs), this.deliveryCount);
+    return Promise.resolve();
+  }
+
+  async deadLetter(error: unknown): Promise<void> {
+    if (!this.#settle()) return;
+    await this.settler.deadLetter(this.loop, this.stream, this.position, this.fields, describeError(error), this.deliveryCount);
+  }
+}
+
 /** A batch on its way to the listener, with a hook called when it was handed over. */
 interface Ready {
   events: ReceivedEvent[];
@@ -608,27 +649,15 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   #received(loop: Loop, stream: string, id: string, fields: string[], message: EventMessage, deliveryCount: number): ReceivedEvent {
-    let settled = false;
-    const settleOnce = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      return true;
-    };
-    return {
-      message,
-      position: id,
-      deliveryCount,
-      ack: () => (settleOnce() ? this.#ack(stream, loop.group, [id]) : Promise.resolve()),
-      nack: async ({ delayMs }) => {
-        if (!settleOnce()) return;
-        this.#retryLater(loop, stream, id, Math.max(0, delayMs), deliveryCount);
-      },
-      deadLetter: async (error) => {
-        if (!settleOnce()) return;
-        await this.#deadLetter(loop, stream, id, fields, describeError(error), deliveryCount);
-      },
-    };
+    return new StreamEvent(this.#settler, loop, stream, id, fields, message, deliveryCount);
   }
+
+  /** How a {@link StreamEvent} settles: one object per transport (no closures per event). */
+  readonly #settler: Settler = {
+    ack: (stream, group, id) => this.#ack(stream, group, [id]),
+    retryLater: (loop, stream, id, delayMs, deliveryCount) => this.#retryLater(loop, stream, id, delayMs, deliveryCount),
+    deadLetter: (loop, stream, id, fields, error, deliveryCount) => this.#deadLetter(loop, stream, id, fields, error, deliveryCount),
+  };
 
   /**
    * Keeps the entry pending and, after `delayMs`, claims it back to this consumer
