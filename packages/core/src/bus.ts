@@ -46,6 +46,7 @@ import { SchemaValidator, type ApiSchema } from './schema.js';
 import { TransportRegistry } from './transports/registry.js';
 import type {
   EventSelector,
+  PendingResult,
   ReceivedEvent,
   ResultTransport,
   StartPosition,
@@ -317,28 +318,38 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     // The deadline holds whatever the transport does: a broker that stops answering (paused, or
     // a half-open connection) must not keep the caller waiting past it. The guard fires a little
     // after the deadline, so a transport that times out by itself settles first and is cancelled
-    // only once its wait is over, as usual.
+    // only once its wait is over, as usual. One race around the whole sequence (not one per step).
     let guardTimer: NodeJS.Timeout | undefined;
+    let pending: PendingResult | undefined;
+    let abandoned = false;
     const guard = new Promise<never>((_, reject) => {
-      guardTimer = setTimeout(() => reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`)), timeoutMs + DEADLINE_GRACE_MS);
+      guardTimer = setTimeout(() => {
+        abandoned = true;
+        // The steps go on in the background: free what the result transport set up at once.
+        if (pending) void pending.cancel().catch(() => undefined);
+        reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`));
+      }, timeoutMs + DEADLINE_GRACE_MS);
     });
-    guard.catch(() => undefined);
-    const withinDeadline = <T>(work: Promise<T>): Promise<T> => {
-      work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
-      return Promise.race([work, guard]);
-    };
-    let result: ResultMessage;
-    try {
-      const [rpcTransport, resultTransport] = await withinDeadline(Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]));
-      const pending = await withinDeadline(resultTransport.prepare({ id, apiName, procedureName }));
+    const work = (async (): Promise<ResultMessage> => {
+      const [rpcTransport, resultTransport] = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
+      if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
+      const prepared = await resultTransport.prepare({ id, apiName, procedureName });
+      pending = prepared;
       try {
-        await withinDeadline(rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs }));
+        if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
+        await rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: prepared.returnPath, deadline }, { timeoutMs });
         const waitOptions: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: Math.max(1, deadline - Date.now()) };
         if (options.signal) waitOptions.signal = options.signal;
-        result = await withinDeadline(pending.wait(waitOptions));
+        return await prepared.wait(waitOptions);
       } finally {
-        await withinDeadline(pending.cancel()).catch(() => undefined);
+        // After the guard fired, cancel() was already called (and may hang with the broker).
+        if (!abandoned) await prepared.cancel().catch(() => undefined);
       }
+    })();
+    work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
+    let result: ResultMessage;
+    try {
+      result = await Promise.race([work, guard]);
     } catch (error) {
       if (LightbusError.isInstance(error) && error.code === ErrorCodes.RPC_TIMEOUT) {
         throw new TimeoutError(

@@ -27,7 +27,7 @@ export interface CommandClient {
    */
   pipeline(commands: readonly Command[], options?: PipelineOptions): Promise<PipelineReply[]>;
   /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
-  duplicate(): CommandClient;
+  duplicate(options?: DuplicateOptions): CommandClient;
   /** Connects (no-op when already connected). */
   connect(): Promise<void>;
   /** Closes the connection gracefully when this client owns it. */
@@ -61,6 +61,17 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
 }
 
 const errorListeners = new WeakSet<object>();
+
+/** Options of {@link CommandClient.duplicate}. */
+export interface DuplicateOptions {
+  /**
+   * When false, an ioredis connection does not reconnect by itself after it is lost: commands in
+   * flight fail, and the owner opens a new connection (whose `CLIENT ID` it then knows). Default
+   * true (the connection reconnects and resends the commands in flight). node-redis connections
+   * always reconnect.
+   */
+  reconnect?: boolean;
+}
 
 /** Options of {@link CommandClient.pipeline}. */
 export interface PipelineOptions {
@@ -158,12 +169,17 @@ class IoredisCommandClient implements CommandClient {
     }
   }
 
-  duplicate(): CommandClient {
+  duplicate(options: DuplicateOptions = {}): CommandClient {
     // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
     const copy: Redis | Cluster =
       this.#client instanceof Cluster
         ? this.#client.duplicate()
-        : this.#client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: true });
+        : this.#client.duplicate({
+            enableAutoPipelining: false,
+            maxRetriesPerRequest: null,
+            lazyConnect: true,
+            ...(options.reconnect === false ? { retryStrategy: () => null } : {}),
+          });
     return new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
   }
 
