@@ -156,7 +156,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
         return;
       }
-      out.push(pttl > 0 ? { ...message, deadline: now + pttl } : message);
+      if (pttl > 0) message.deadline = now + pttl; // decoded here: ours to complete
+      out.push(message);
     });
     if (more.length > 0) out.push(...(await this.#claim(more.map((blob) => ({ queue: drain!, blob })))));
     return out;
