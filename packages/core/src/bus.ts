@@ -174,6 +174,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   readonly #transports: TransportRegistry;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
+  /** The RPC and result transports of each API called, once built (call() then needs no await for them). */
+  readonly #callTransports = new Map<string, [TransportByRole['rpc'], TransportByRole['result']]>();
   readonly #pathProxies = new Map<string, unknown>();
   #remoteSchemas: Record<string, ApiSchema> = {};
   #remoteLoadedAt = 0;
@@ -331,7 +333,12 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       }, timeoutMs + DEADLINE_GRACE_MS);
     });
     const work = (async (): Promise<ResultMessage> => {
-      const [rpcTransport, resultTransport] = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
+      let pair = this.#callTransports.get(apiName);
+      if (!pair) {
+        pair = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
+        this.#callTransports.set(apiName, pair); // built: transport() would give these from now on
+      }
+      const [rpcTransport, resultTransport] = pair;
       if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
       const prepared = await resultTransport.prepare({ id, apiName, procedureName });
       pending = prepared;

@@ -36,8 +36,8 @@ interface WaitState {
   /** The multiplexer's watch of the key (undefined on a cluster, or when the multiplexer is off). */
   watch: Watch | undefined;
   cancelled: boolean;
-  /** Blocking connections of waits on their own connection. */
-  readonly active: Set<CommandClient>;
+  /** Blocking connections of waits on their own connection (made when first needed). */
+  active: Set<CommandClient> | undefined;
 }
 
 /**
@@ -79,15 +79,17 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
   async prepare(message: Pick<RpcMessage, 'id' | 'apiName' | 'procedureName'>): Promise<PendingResult> {
     this.assertOpen();
     const key = resultKey(message.apiName, message.procedureName, message.id);
-    const state: WaitState = { key, message, watch: this.#mux?.watch(key), cancelled: false, active: new Set() };
+    const state: WaitState = { key, message, watch: this.#mux?.watch(key), cancelled: false, active: undefined };
     return {
       returnPath: `${RETURN_PATH_SCHEME}://${key}`,
       wait: (options) => this.#wait(state, options),
       cancel: async () => {
         state.cancelled = true;
         if (state.watch) this.#mux!.unwatch(state.watch);
-        for (const c of state.active) this.releaseBlocking(c, true);
-        state.active.clear();
+        if (state.active) {
+          for (const c of state.active) this.releaseBlocking(c, true);
+          state.active.clear();
+        }
       },
     };
   }
@@ -143,7 +145,8 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
 
   /** Waits on a blocking connection of its own: `BLPOP {key}`, repeated until the deadline. */
   async #waitAlone(state: WaitState, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<ResultMessage> {
-    const { message, key, active } = state;
+    const { message, key } = state;
+    const active = (state.active ??= new Set());
     // One controller per wait (AbortSignal.any per BLPOP is costly on the hot path).
     const stopAll = new AbortController();
     const onAbort = () => {

@@ -143,7 +143,10 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
     const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
     const commands: Command[] = draining ? [['LPOP', drain, this.settings.rpcBatchSize - 1]] : [];
-    for (const { message } of decoded) commands.push(['PTTL', rpcExpiryKey(message.id)], ['DEL', rpcExpiryKey(message.id)]);
+    for (const { message } of decoded) {
+      const key = rpcExpiryKey(message.id);
+      commands.push(['PTTL', key], ['DEL', key]);
+    }
     if (commands.length === 0) return [];
     const replies = checkReplies(await this.redis.pipeline(commands), 'claiming RPC calls');
     const more = draining ? ((replies.shift() as string[] | null) ?? []) : [];
