@@ -4,8 +4,9 @@
  * Each call's result arrives in its own list (`{api}.{proc}:result:{id}`, the Python wire
  * format). Instead of one `BLPOP` per waiting call, each on its own connection, the multiplexer
  * keeps one blocking connection per transport and issues `BLPOP key1 key2 ... keyN <seconds>`
- * over every key being waited for. When it answers, the other keys are swept with one pipeline
- * of `LPOP`s (results of a burst arrive together), then the loop blocks again.
+ * over every key being waited for. When it answers, the other keys are swept in one round trip
+ * (one `EVALSHA` of a script that `LPOP`s each, or a pipeline of `LPOP`s where scripts are
+ * refused): results of a burst arrive together. Then the loop blocks again.
  *
  * A key added while the `BLPOP` is blocked must not wait behind it: the transport's command
  * connection sends `CLIENT UNBLOCK <id>` (at most one per event-loop turn), the `BLPOP` returns
@@ -273,7 +274,17 @@ export class ResultMultiplexer {
     }
     this.#running = false;
     this.#drop();
-    if (!this.#usable) for (const watch of this.#watches.values()) watch.finish(FALLBACK);
+    if (!this.#usable) {
+      for (const watch of this.#watches.values()) {
+        watch.finish(FALLBACK);
+        // Callers now wait on their own connections, with a BLPOP of their key: put back what
+        // was popped for them.
+        if (watch.blob !== undefined) {
+          this.#putBack(watch.key, watch.blob);
+          watch.blob = undefined;
+        }
+      }
+    }
   }
 
   /** The keys to watch now; watches nobody has waited on for a result TTL are dropped. */
@@ -340,6 +351,10 @@ export class ResultMultiplexer {
   }
 
   #deliver(key: string, blob: string): void {
+    if (!this.#usable) {
+      this.#putBack(key, blob); // callers now wait on their own connections: leave it to them
+      return;
+    }
     const watch = this.#watches.get(key);
     if (watch?.settle) watch.finish({ kind: 'result', blob });
     else if (watch && watch.blob === undefined) watch.blob = blob;
@@ -427,6 +442,8 @@ export class ResultMultiplexer {
       `Redis refused CLIENT ID / CLIENT UNBLOCK (${this.#host.describe(error)}): each RPC caller now waits for its result on its own connection.`,
     );
     for (const watch of this.#watches.values()) watch.finish(FALLBACK);
+    // A BLPOP in flight would go on popping results for callers that now wait on their own.
+    this.#drop();
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();

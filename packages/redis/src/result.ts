@@ -97,7 +97,7 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
   async #wait(state: WaitState, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMessage> {
     const deadline = Date.now() + timeoutMs;
     this.#checkWaiting(state, signal);
-    if (state.watch && this.#mux!.usable) {
+    if (state.watch) {
       const outcome = await this.#mux!.wait(state.watch, timeoutMs, signal);
       switch (outcome.kind) {
         case 'result':
