@@ -322,13 +322,14 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     // after the deadline, so a transport that times out by itself settles first and is cancelled
     // only once its wait is over, as usual. One race around the whole sequence (not one per step).
     let guardTimer: NodeJS.Timeout | undefined;
-    let pending: PendingResult | undefined;
     let abandoned = false;
+    /** Cancels the pending result once (set as soon as there is one). */
+    let cancelPending: (() => Promise<void>) | undefined;
     const guard = new Promise<never>((_, reject) => {
       guardTimer = setTimeout(() => {
         abandoned = true;
         // The steps go on in the background: free what the result transport set up at once.
-        if (pending) void pending.cancel().catch(() => undefined);
+        void cancelPending?.();
         reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`));
       }, timeoutMs + DEADLINE_GRACE_MS);
     });
@@ -340,17 +341,17 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       }
       const [rpcTransport, resultTransport] = pair;
       if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
-      const prepared = await resultTransport.prepare({ id, apiName, procedureName });
-      pending = prepared;
+      const pending: PendingResult = await resultTransport.prepare({ id, apiName, procedureName });
+      let cancelling: Promise<void> | undefined;
+      cancelPending = () => (cancelling ??= pending.cancel().catch(() => undefined));
       try {
         if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
-        await rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: prepared.returnPath, deadline }, { timeoutMs });
+        await rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs });
         const waitOptions: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: Math.max(1, deadline - Date.now()) };
         if (options.signal) waitOptions.signal = options.signal;
-        return await prepared.wait(waitOptions);
+        return await pending.wait(waitOptions);
       } finally {
-        // After the guard fired, cancel() was already called (and may hang with the broker).
-        if (!abandoned) await prepared.cancel().catch(() => undefined);
+        await cancelPending();
       }
     })();
     work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
