@@ -47,6 +47,7 @@ import { TransportRegistry } from './transports/registry.js';
 import type {
   EventSelector,
   EventSendOptions,
+  PendingResult,
   ReceivedEvent,
   ResultTransport,
   StartPosition,
@@ -181,6 +182,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   #handling = 0;
   readonly #handlingIdle = new Notifier();
   readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
+  /** The RPC and result transports of each API called, once built (call() then needs no await for them). */
+  readonly #callTransports = new Map<string, [TransportByRole['rpc'], TransportByRole['result']]>();
   readonly #pathProxies = new Map<string, unknown>();
   #remoteSchemas: Record<string, ApiSchema> = {};
   #remoteLoadedAt = 0;
@@ -330,28 +333,44 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     // The deadline holds whatever the transport does: a broker that stops answering (paused, or
     // a half-open connection) must not keep the caller waiting past it. The guard fires a little
     // after the deadline, so a transport that times out by itself settles first and is cancelled
-    // only once its wait is over, as usual.
+    // only once its wait is over, as usual. One race around the whole sequence (not one per step).
     let guardTimer: NodeJS.Timeout | undefined;
+    let abandoned = false;
+    /** Cancels the pending result once (set as soon as there is one). */
+    let cancelPending: (() => Promise<void>) | undefined;
     const guard = new Promise<never>((_, reject) => {
-      guardTimer = setTimeout(() => reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`)), timeoutMs + DEADLINE_GRACE_MS);
+      guardTimer = setTimeout(() => {
+        abandoned = true;
+        // The steps go on in the background: free what the result transport set up at once.
+        void cancelPending?.();
+        reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`));
+      }, timeoutMs + DEADLINE_GRACE_MS);
     });
-    guard.catch(() => undefined);
-    const withinDeadline = <T>(work: Promise<T>): Promise<T> => {
-      work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
-      return Promise.race([work, guard]);
-    };
-    let result: ResultMessage;
-    try {
-      const [rpcTransport, resultTransport] = await withinDeadline(Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]));
-      const pending = await withinDeadline(resultTransport.prepare({ id, apiName, procedureName }));
+    const work = (async (): Promise<ResultMessage> => {
+      let pair = this.#callTransports.get(apiName);
+      if (!pair) {
+        pair = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
+        this.#callTransports.set(apiName, pair); // built: transport() would give these from now on
+      }
+      const [rpcTransport, resultTransport] = pair;
+      if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
+      const pending: PendingResult = await resultTransport.prepare({ id, apiName, procedureName });
+      let cancelling: Promise<void> | undefined;
+      cancelPending = () => (cancelling ??= pending.cancel().catch(() => undefined));
       try {
-        await withinDeadline(rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs }));
+        if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
+        await rpcTransport.call({ id, apiName, procedureName, kwargs, returnPath: pending.returnPath, deadline }, { timeoutMs });
         const waitOptions: { timeoutMs: number; signal?: AbortSignal } = { timeoutMs: Math.max(1, deadline - Date.now()) };
         if (options.signal) waitOptions.signal = options.signal;
-        result = await withinDeadline(pending.wait(waitOptions));
+        return await pending.wait(waitOptions);
       } finally {
-        await withinDeadline(pending.cancel()).catch(() => undefined);
+        await cancelPending();
       }
+    })();
+    work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
+    let result: ResultMessage;
+    try {
+      result = await Promise.race([work, guard]);
     } catch (error) {
       if (LightbusError.isInstance(error) && error.code === ErrorCodes.RPC_TIMEOUT) {
         throw new TimeoutError(
@@ -583,6 +602,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     this.#state = 'closed';
     this.#transportByApi.clear();
     this.#builtTransports.clear();
+    this.#callTransports.clear();
     const errors = await this.#transports.closeAll();
     for (const error of errors) this.logger.warn(`Closing a transport failed: ${describeError(error)}`);
   }

@@ -36,4 +36,35 @@ describe('RPC deadlines', () => {
     expect(took).toBeLessThan(2000); // the deadline plus a small grace, not forever
     await bus.close({ timeoutMs: 100 });
   });
+
+  it('a call abandoned at its deadline cancels its pending result at once', async () => {
+    let cancels = 0;
+    const recording: TransportPlugin = {
+      ...unresponsive,
+      name: 'recording',
+      createResultTransport: () => ({
+        capabilities: { schemes: ['recording'] },
+        prepare: async () => ({
+          returnPath: 'recording://x',
+          wait: () => new Promise(() => undefined),
+          cancel: () => {
+            cancels++;
+            return new Promise<void>(() => undefined); // the broker does not answer this either
+          },
+        }),
+        send: async () => undefined,
+        close: async () => undefined,
+      }),
+    };
+    const bus = createBus({
+      apis: [authApi],
+      transports: [recording as TransportPlugin<never>],
+      logger: silentLogger,
+      config: { apis: { default: { rpc_transport: { recording: {} }, result_transport: { recording: {} } } } },
+    });
+    const error = await bus.api(authApi.name).call('check_password', { username: 'a', password: 'b' }, { timeout: 0.2 }).catch((e: unknown) => e);
+    expect(LightbusError.isInstance(error) && error.code).toBe(ErrorCodes.RPC_TIMEOUT);
+    expect(cancels).toBe(1);
+    await bus.close({ timeoutMs: 100 });
+  });
 });

@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { ErrorCodes, LightbusError, redactUrl, type TransportContext } from '@lightbus/core';
-import { createCommandClient, wrapError, type CommandClient } from './client.js';
+import { createCommandClient, wrapError, type CommandClient, type DuplicateOptions } from './client.js';
 import { resolveOptions, type RedisTransportOptions, type ResolvedRedisOptions } from './options.js';
 
 /** The common part of the four Redis transports. */
@@ -56,11 +56,11 @@ export abstract class RedisTransportBase {
   /**
    * A dedicated, connected connection for blocking commands; released with
    * {@link releaseBlocking}. Gives up (and drops the connection) when `signal` aborts, so a loop
-   * stops promptly even while Redis is unreachable.
+   * stops promptly even while Redis is unreachable. `options` go to {@link CommandClient.duplicate}.
    */
-  protected async acquireBlocking(signal?: AbortSignal): Promise<CommandClient> {
+  protected async acquireBlocking(signal?: AbortSignal, options?: DuplicateOptions): Promise<CommandClient> {
     this.assertOpen();
-    const client = this.redis.duplicate();
+    const client = this.redis.duplicate(options);
     this.#blocking.add(client);
     const stop = signal ? AbortSignal.any([signal, this.closing.signal]) : this.closing.signal;
     try {

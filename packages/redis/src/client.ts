@@ -27,7 +27,7 @@ export interface CommandClient {
    */
   pipeline(commands: readonly Command[], options?: PipelineOptions): Promise<PipelineReply[]>;
   /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
-  duplicate(): CommandClient;
+  duplicate(options?: DuplicateOptions): CommandClient;
   /** Connects (no-op when already connected). */
   connect(): Promise<void>;
   /** Closes the connection gracefully when this client owns it. */
@@ -62,12 +62,24 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
 
 const errorListeners = new WeakSet<object>();
 
+/** Options of {@link CommandClient.duplicate}. */
+export interface DuplicateOptions {
+  /**
+   * When false, an ioredis connection does not reconnect by itself after it is lost: commands in
+   * flight fail, and the owner opens a new connection (whose `CLIENT ID` it then knows). Default
+   * true (the connection reconnects and resends the commands in flight). node-redis connections
+   * always reconnect.
+   */
+  reconnect?: boolean;
+}
+
 /** Options of {@link CommandClient.pipeline}. */
 export interface PipelineOptions {
   /**
-   * When other pipelines are in flight on the connection, share a write with the commands issued
-   * in the same tick (ioredis auto-pipelining): more throughput when many callers write at once;
-   * a lone caller still writes at once.
+   * When other pipelines are in flight on the connection, send these commands in one pipeline
+   * with those of the other callers that coalesce in the same tick: more throughput when many
+   * callers write at once; a lone caller still writes at once. Each caller's commands stay
+   * together and in order.
    */
   coalesce?: boolean;
 }
@@ -108,10 +120,18 @@ function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) =>
   });
 }
 
+/** Commands of several callers sent as one pipeline at the end of a tick. */
+interface TickBatch {
+  readonly commands: Command[];
+  readonly callers: Array<{ start: number; count: number; resolve: (replies: PipelineReply[]) => void; reject: (error: Error) => void }>;
+}
+
 class IoredisCommandClient implements CommandClient {
   readonly cluster: boolean;
   /** Pipelines sent and not yet answered (decides whether to coalesce). */
   #inFlight = 0;
+  /** The commands of callers that coalesce, sent together at the end of this tick. */
+  #tick: TickBatch | undefined;
   readonly #client: Redis | Cluster;
   readonly #owned: boolean;
   readonly #logger: Logger;
@@ -140,30 +160,64 @@ class IoredisCommandClient implements CommandClient {
     }
     this.#inFlight++;
     try {
-      if (options.coalesce && this.#inFlight > 1 && this.#client.options.enableAutoPipelining) {
-        // Others are writing too: auto-pipelining sends every command issued in this tick in
-        // one write, across callers, which an explicit pipeline per caller would not. (A lone
-        // caller keeps the explicit pipeline: it is written at once, without waiting a tick.)
-        // Commands on one connection keep their order.
-        const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
-        return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
+      if (options.coalesce && this.#inFlight > 1) {
+        // Others are writing too: join the commands issued in this tick, sent as one pipeline
+        // at the end of the tick (one write, one pipeline for many callers: cheaper than
+        // ioredis auto-pipelining, which settles a promise per command). A lone caller keeps
+        // its own pipeline: it is written at once, without waiting a tick.
+        return await this.#joinTick(commands);
       }
-      const pipeline = this.#client.pipeline();
-      for (const [name, ...args] of commands) void pipeline.call(name, ...args);
-      const replies = await pipeline.exec();
-      if (!replies) throw new Error('The pipeline was not executed');
-      return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+      return await this.#exec(commands);
     } finally {
       this.#inFlight--;
     }
   }
 
-  duplicate(): CommandClient {
+  /** Sends `commands` as one explicit pipeline. */
+  async #exec(commands: readonly Command[]): Promise<PipelineReply[]> {
+    const pipeline = this.#client.pipeline();
+    for (const [name, ...args] of commands) void pipeline.call(name, ...args);
+    const replies = await pipeline.exec();
+    if (!replies) throw new Error('The pipeline was not executed');
+    return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+  }
+
+  /** Adds `commands` to the pipeline of this tick; resolves with their replies. */
+  #joinTick(commands: readonly Command[]): Promise<PipelineReply[]> {
+    let tick = this.#tick;
+    if (!tick) {
+      const created: TickBatch = { commands: [], callers: [] };
+      tick = this.#tick = created;
+      process.nextTick(() => {
+        this.#tick = undefined;
+        this.#exec(created.commands).then(
+          (replies) => {
+            for (const c of created.callers) c.resolve(replies.slice(c.start, c.start + c.count));
+          },
+          (error: unknown) => {
+            for (const c of created.callers) c.reject(toError(error));
+          },
+        );
+      });
+    }
+    const batch = tick;
+    return new Promise((resolve, reject) => {
+      batch.callers.push({ start: batch.commands.length, count: commands.length, resolve, reject });
+      for (const c of commands) batch.commands.push(c);
+    });
+  }
+
+  duplicate(options: DuplicateOptions = {}): CommandClient {
     // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
     const copy: Redis | Cluster =
       this.#client instanceof Cluster
         ? this.#client.duplicate()
-        : this.#client.duplicate({ enableAutoPipelining: false, maxRetriesPerRequest: null, lazyConnect: true });
+        : this.#client.duplicate({
+            enableAutoPipelining: false,
+            maxRetriesPerRequest: null,
+            lazyConnect: true,
+            ...(options.reconnect === false ? { retryStrategy: () => null } : {}),
+          });
     return new IoredisCommandClient(copy, true, this.#logger, `${this.#where}, blocking`);
   }
 

@@ -2,7 +2,8 @@
  * RPC results over Redis lists, as Python Lightbus does: the return path is
  * `redis+key://{api}.{proc}:result:{id}`; the worker `LPUSH`es the result blob there (with an
  * `EXPIRE` of `result_ttl`), the caller `BLPOP`s it. A result pushed before the caller waits is
- * still found, because it is a list.
+ * still found, because it is a list. How the caller waits is ours: the callers of one process
+ * share one blocking connection (`./result-mux.ts`).
  *
  * @module
  */
@@ -20,18 +21,37 @@ import {
 import { checkReplies, wrapError, type CommandClient } from './client.js';
 import { ABORTED, RedisTransportBase, abortable } from './base.js';
 import type { RedisTransportOptions } from './options.js';
+import { ResultMultiplexer, type Watch } from './result-mux.js';
 import { MalformedMessage, RETURN_PATH_SCHEME, decodeResult, encodeResult, resultKey } from './wire.js';
 
-/** Longest single BLPOP of a waiting caller, in seconds; the wait repeats until its timeout. */
+/** Longest single BLPOP of a caller waiting on its own connection, in seconds; repeated until its timeout. */
 const MAX_BLPOP_SECONDS = 5;
-/** Idle blocking connections kept for later waits. */
+/** Idle blocking connections kept for later waits on their own connection. */
 const POOL_SIZE = 64;
 
-/** The Redis result transport. Build it with {@link createRedisResultTransport}. */
+/** What a pending result shares between its wait() and cancel(). */
+interface WaitState {
+  readonly key: string;
+  readonly message: Pick<RpcMessage, 'id' | 'apiName' | 'procedureName'>;
+  /** The multiplexer's watch of the key (undefined on a cluster, or when the multiplexer is off). */
+  watch: Watch | undefined;
+  cancelled: boolean;
+  /** Blocking connections of waits on their own connection (made when first needed). */
+  active: Set<CommandClient> | undefined;
+}
+
+/**
+ * The Redis result transport. Build it with {@link createRedisResultTransport}.
+ *
+ * Callers of one process wait on one blocking connection (see {@link ResultMultiplexer}): one
+ * `BLPOP` over every awaited result key. On a Redis Cluster, or when Redis refuses `CLIENT ID` /
+ * `CLIENT UNBLOCK`, each caller waits on a connection of its own (kept in a pool).
+ */
 export class RedisResultTransport extends RedisTransportBase implements ResultTransport {
   /** Declared capabilities: writes to `redis+key://` return paths. */
   readonly capabilities = { schemes: [RETURN_PATH_SCHEME] };
   readonly #idle: CommandClient[] = [];
+  readonly #mux: ResultMultiplexer | undefined;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -39,99 +59,156 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
    */
   constructor(options: RedisTransportOptions, context: TransportContext) {
     super(options, context, 'result');
+    if (!this.redis.cluster) {
+      this.#mux = new ResultMultiplexer({
+        redis: this.redis,
+        closing: this.closing.signal,
+        logger: context.logger,
+        resultTtlS: this.settings.resultTtlS,
+        acquire: (signal) => this.acquireBlocking(signal, { reconnect: false }),
+        release: (conn) => this.releaseBlocking(conn, true),
+        describe: (error) => this.describe(error),
+      });
+    }
   }
 
-  /** Builds the return path `redis+key://{api}.{proc}:result:{id}`. Nothing is written yet. */
+  /**
+   * Builds the return path `redis+key://{api}.{proc}:result:{id}` and starts watching that key
+   * (a result that arrives before wait() is kept). Nothing is written to Redis.
+   */
   async prepare(message: Pick<RpcMessage, 'id' | 'apiName' | 'procedureName'>): Promise<PendingResult> {
     this.assertOpen();
     const key = resultKey(message.apiName, message.procedureName, message.id);
-    let cancelled = false;
-    const active = new Set<CommandClient>();
+    const state: WaitState = { key, message, watch: this.#mux?.watch(key), cancelled: false, active: undefined };
     return {
       returnPath: `${RETURN_PATH_SCHEME}://${key}`,
-      wait: async ({ timeoutMs, signal }) => {
-        const deadline = Date.now() + timeoutMs;
-        // One controller per wait (AbortSignal.any per BLPOP is costly on the hot path).
-        const stopAll = new AbortController();
-        const onAbort = () => {
-          stopAll.abort();
-          for (const c of active) this.releaseBlocking(c, true);
-          active.clear();
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const closing = this.closing.signal;
-        closing.addEventListener('abort', onAbort, { once: true });
-        try {
-          for (;;) {
-            if (signal?.aborted) throw new LightbusError(ErrorCodes.ABORTED, `Waiting for the result of RPC ${message.id} was aborted.`);
-            this.assertOpen();
-            if (cancelled) throw new LightbusError(ErrorCodes.ABORTED, `Waiting for the result of RPC ${message.id} was cancelled.`);
-            const left = deadline - Date.now();
-            if (left <= 0) {
-              throw new TimeoutError(`No result for RPC ${message.apiName}.${message.procedureName}() (${message.id}) within ${timeoutMs} ms.`);
-            }
-            let conn: CommandClient;
-            try {
-              const stop = timed(stopAll.signal, left);
-              try {
-                conn = await this.#take(stop.signal);
-              } finally {
-                stop.dispose();
-              }
-            } catch (error) {
-              if (LightbusError.isInstance(error) && error.code === ErrorCodes.ABORTED) continue; // reported at the top of the loop
-              // Redis unreachable: it may come back before the deadline; try again shortly.
-              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
-              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
-              continue;
-            }
-            active.add(conn);
-            const chunkMs = Math.min(left, MAX_BLPOP_SECONDS * 1000);
-            // The BLPOP ends by its own timeout; when Redis does not answer at all (connection
-            // down, the command parked until a reconnect), stop waiting for it a second later.
-            const stop = timed(stopAll.signal, chunkMs + 1000);
-            let reply: [string, string] | null | typeof ABORTED;
-            try {
-              reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop.signal);
-            } catch (error) {
-              stop.dispose();
-              if (active.delete(conn)) this.releaseBlocking(conn, true);
-              if (signal?.aborted || closing.aborted || cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
-              this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
-              await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
-              continue;
-            }
-            stop.dispose();
-            // Not ours any more when cancel() or an abort released it meanwhile: it is closed and
-            // must not go back to the pool.
-            const stillOurs = active.delete(conn);
-            if (reply === ABORTED || !stillOurs) {
-              if (stillOurs) this.releaseBlocking(conn, true);
-              continue; // reported at the top of the loop
-            }
-            this.#give(conn);
-            if (!reply) continue;
-            try {
-              return decodeResult(reply[1]);
-            } catch (error) {
-              throw new LightbusError(
-                ErrorCodes.MESSAGE_MALFORMED,
-                `The result of RPC ${message.apiName}.${message.procedureName}() (${message.id}) could not be read: ${(error as MalformedMessage).message}.`,
-                { details: { key } },
-              );
-            }
-          }
-        } finally {
-          signal?.removeEventListener('abort', onAbort);
-          closing.removeEventListener('abort', onAbort);
+      wait: (options) => this.#wait(state, options),
+      cancel: async () => {
+        state.cancelled = true;
+        if (state.watch) this.#mux!.unwatch(state.watch);
+        if (state.active) {
+          for (const c of state.active) this.releaseBlocking(c, true);
+          state.active.clear();
         }
       },
-      cancel: async () => {
-        cancelled = true;
-        for (const c of active) this.releaseBlocking(c, true);
-        active.clear();
-      },
     };
+  }
+
+  async #wait(state: WaitState, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<ResultMessage> {
+    const deadline = Date.now() + timeoutMs;
+    this.#checkWaiting(state, signal);
+    if (state.watch) {
+      const outcome = await this.#mux!.wait(state.watch, timeoutMs, signal);
+      switch (outcome.kind) {
+        case 'result':
+          return this.#decode(state, outcome.blob);
+        case 'malformed':
+          throw this.#malformed(state, outcome.reason);
+        case 'timeout':
+          throw this.#timeout(state, timeoutMs);
+        case 'fallback':
+          break; // Redis refused what the multiplexer needs: wait on a connection of our own
+        default:
+          this.#checkWaiting(state, signal); // aborted, cancelled, closed
+          throw this.#timeout(state, timeoutMs); // not reached
+      }
+    }
+    return this.#waitAlone(state, deadline, timeoutMs, signal);
+  }
+
+  /** Throws when the wait may not go on: aborted, transport closed, or cancelled. */
+  #checkWaiting(state: WaitState, signal: AbortSignal | undefined): void {
+    if (signal?.aborted) throw new LightbusError(ErrorCodes.ABORTED, `Waiting for the result of RPC ${state.message.id} was aborted.`);
+    this.assertOpen();
+    if (state.cancelled) throw new LightbusError(ErrorCodes.ABORTED, `Waiting for the result of RPC ${state.message.id} was cancelled.`);
+  }
+
+  #timeout(state: WaitState, timeoutMs: number): TimeoutError {
+    const { message } = state;
+    return new TimeoutError(`No result for RPC ${message.apiName}.${message.procedureName}() (${message.id}) within ${timeoutMs} ms.`);
+  }
+
+  #malformed(state: WaitState, reason: string): LightbusError {
+    const { message, key } = state;
+    return new LightbusError(ErrorCodes.MESSAGE_MALFORMED, `The result of RPC ${message.apiName}.${message.procedureName}() (${message.id}) could not be read: ${reason}.`, {
+      details: { key },
+    });
+  }
+
+  #decode(state: WaitState, blob: string): ResultMessage {
+    try {
+      return decodeResult(blob);
+    } catch (error) {
+      throw this.#malformed(state, (error as MalformedMessage).message);
+    }
+  }
+
+  /** Waits on a blocking connection of its own: `BLPOP {key}`, repeated until the deadline. */
+  async #waitAlone(state: WaitState, deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<ResultMessage> {
+    const { message, key } = state;
+    const active = (state.active ??= new Set());
+    // One controller per wait (AbortSignal.any per BLPOP is costly on the hot path).
+    const stopAll = new AbortController();
+    const onAbort = () => {
+      stopAll.abort();
+      for (const c of active) this.releaseBlocking(c, true);
+      active.clear();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const closing = this.closing.signal;
+    closing.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        this.#checkWaiting(state, signal);
+        const left = deadline - Date.now();
+        if (left <= 0) throw this.#timeout(state, timeoutMs);
+        let conn: CommandClient;
+        try {
+          const stop = timed(stopAll.signal, left);
+          try {
+            conn = await this.#take(stop.signal);
+          } finally {
+            stop.dispose();
+          }
+        } catch (error) {
+          if (LightbusError.isInstance(error) && error.code === ErrorCodes.ABORTED) continue; // reported at the top of the loop
+          // Redis unreachable: it may come back before the deadline; try again shortly.
+          this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+          await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+          continue;
+        }
+        active.add(conn);
+        const chunkMs = Math.min(left, MAX_BLPOP_SECONDS * 1000);
+        // The BLPOP ends by its own timeout; when Redis does not answer at all (connection
+        // down, the command parked until a reconnect), stop waiting for it a second later.
+        const stop = timed(stopAll.signal, chunkMs + 1000);
+        let reply: [string, string] | null | typeof ABORTED;
+        try {
+          reply = await abortable(conn.send(['BLPOP', key, (chunkMs / 1000).toFixed(3)]) as Promise<[string, string] | null>, stop.signal);
+        } catch (error) {
+          stop.dispose();
+          if (active.delete(conn)) this.releaseBlocking(conn, true);
+          if (signal?.aborted || closing.aborted || state.cancelled || Date.now() >= deadline) continue; // reported at the top of the loop
+          this.context.logger.debug(`Waiting for the result of RPC ${message.id}: ${this.describe(error)}`);
+          await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal);
+          continue;
+        }
+        stop.dispose();
+        // Not ours any more when cancel() or an abort released it meanwhile: it is closed and
+        // must not go back to the pool.
+        const stillOurs = active.delete(conn);
+        if (reply === ABORTED || !stillOurs) {
+          if (stillOurs) this.releaseBlocking(conn, true);
+          continue; // reported at the top of the loop
+        }
+        this.#give(conn);
+        if (!reply) continue;
+        return this.#decode(state, reply[1]);
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      closing.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Writes the result: `LPUSH {key} <blob>` and `EXPIRE {key} <result_ttl>` in one pipeline. */

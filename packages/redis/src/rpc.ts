@@ -143,7 +143,10 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
     const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
     const commands: Command[] = draining ? [['LPOP', drain, this.settings.rpcBatchSize - 1]] : [];
-    for (const { message } of decoded) commands.push(['PTTL', rpcExpiryKey(message.id)], ['DEL', rpcExpiryKey(message.id)]);
+    for (const { message } of decoded) {
+      const key = rpcExpiryKey(message.id);
+      commands.push(['PTTL', key], ['DEL', key]);
+    }
     if (commands.length === 0) return [];
     const replies = checkReplies(await this.redis.pipeline(commands), 'claiming RPC calls');
     const more = draining ? ((replies.shift() as string[] | null) ?? []) : [];
@@ -156,7 +159,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
         return;
       }
-      out.push(pttl > 0 ? { ...message, deadline: now + pttl } : message);
+      if (pttl > 0) message.deadline = now + pttl; // decoded here: ours to complete
+      out.push(message);
     });
     if (more.length > 0) out.push(...(await this.#claim(more.map((blob) => ({ queue: drain!, blob })))));
     return out;

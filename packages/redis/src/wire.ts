@@ -54,9 +54,16 @@ function requireMetadata(kind: string, values: Record<string, unknown>): void {
   }
 }
 
+/** {@link requireMetadata} for the RPC hot path: `pairs` alternates names and values (no object per message). */
+function requirePairs(kind: string, ...pairs: unknown[]): void {
+  for (let i = 0; i < pairs.length; i += 2) {
+    if (typeof pairs[i + 1] !== 'string' || pairs[i + 1] === '') requireMetadata(kind, { [pairs[i] as string]: pairs[i + 1] });
+  }
+}
+
 /** The call blob: `{"kwargs": {...}, "metadata": {api_name, id, procedure_name, return_path}}`. */
 export function encodeCall(message: RpcMessage): string {
-  requireMetadata('an RPC call', { id: message.id, api_name: message.apiName, procedure_name: message.procedureName, return_path: message.returnPath });
+  requirePairs('an RPC call', 'id', message.id, 'api_name', message.apiName, 'procedure_name', message.procedureName, 'return_path', message.returnPath);
   return JSON.stringify({
     kwargs: message.kwargs,
     metadata: { api_name: message.apiName, id: message.id, procedure_name: message.procedureName, return_path: message.returnPath },
@@ -89,7 +96,7 @@ export function decodeCall(blob: string): RpcMessage {
 
 /** The result blob: `{"kwargs": {"result": ...}, "metadata": {error, id, rpc_message_id[, trace]}}`. */
 export function encodeResult(result: ResultMessage): string {
-  requireMetadata('an RPC result', { id: result.id, rpc_message_id: result.rpcMessageId });
+  requirePairs('an RPC result', 'id', result.id, 'rpc_message_id', result.rpcMessageId);
   const metadata: Record<string, unknown> = { error: result.error, id: result.id, rpc_message_id: result.rpcMessageId };
   if (result.error) metadata['trace'] = result.trace ?? '';
   return JSON.stringify({ kwargs: { result: result.result ?? null }, metadata });

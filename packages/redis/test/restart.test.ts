@@ -119,4 +119,33 @@ describe.skipIf(!available)(title, () => {
     await Promise.all([events.close(), rpc.close()]);
     expect(Date.now() - closing).toBeLessThan(3000);
   });
+
+  it('gives callers waiting across a restart their results once Redis is back', { timeout: 30_000 }, async () => {
+    if (!server) await startRedis();
+    const url = `redis://127.0.0.1:${port}`;
+    const ctx = { ...newContext('p1'), logger: process.env['DEBUG_LB'] ? createConsoleLogger({ level: 'debug' }) : silentLogger };
+    const [api] = ctx.apis;
+    const caller = createRedisResultTransport({ url }, ctx);
+    const worker = createRedisResultTransport({ url }, { ...ctx, processName: 'worker' });
+    try {
+      const before = await caller.prepare({ id: 'r1', apiName: api, procedureName: 'p' });
+      const waitBefore = before.wait({ timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 300)); // the shared BLPOP is blocked
+      await stopRedis();
+      await new Promise((r) => setTimeout(r, 300));
+      await startRedis();
+      // A call that starts after the restart, and the one that waited through it.
+      const after = await caller.prepare({ id: 'r2', apiName: api, procedureName: 'p' });
+      const waitAfter = after.wait({ timeoutMs: 20_000 });
+      await eventually(async () => {
+        await worker.send(after.returnPath, { id: 'x2', rpcMessageId: 'r2', error: false, result: 'after' });
+        return true;
+      }, 10_000, 'the worker to reconnect');
+      await worker.send(before.returnPath, { id: 'x1', rpcMessageId: 'r1', error: false, result: 'before' });
+      await expect(waitAfter).resolves.toMatchObject({ result: 'after' });
+      await expect(waitBefore).resolves.toMatchObject({ result: 'before' });
+    } finally {
+      await Promise.all([caller.close(), worker.close()]);
+    }
+  });
 });
