@@ -28,8 +28,10 @@ async function until(check: () => boolean, what: string, timeoutMs = 10_000): Pr
 /** Runs the example and returns what each service ended with. */
 export async function runWorkedExample(log: (line: string) => void = console.log): Promise<WorkedExampleResult> {
   storeOutput.log = log;
-  const workers = [imageBus, storeBus, priceMonitorBus, dashboardBus];
-  // Four `lightbus run` workers. The price monitor's task runs at once and fires two events.
+  const workers = [imageBus, storeBus, dashboardBus, priceMonitorBus];
+  // Four `lightbus run` workers; start() returns once each one's listeners are subscribed. The
+  // price monitor starts last: its task runs at once and fires two events, which the store and
+  // the dashboard (already listening) hear.
   for (const worker of workers) await worker.start();
   try {
     log(`Workers running: ${workers.map((w) => w.serviceName).join(', ')}`);
