@@ -84,10 +84,16 @@ describe.skipIf(!available)(title, () => {
       await events.send({ id: '1', apiName: a, eventName: 'x', version: 1, kwargs: { n: 1 } });
       await events.send({ id: '2', apiName: b, eventName: 'y', version: 1, kwargs: { n: 2 } });
       await eventually(() => collector.received.length === 2, 8000, 'both events');
+      // Fired together: one script call per stream, each sent to the node owning its slot.
+      await Promise.all([
+        ...Array.from({ length: 20 }, (_, i) => events.send({ id: `a${i}`, apiName: a, eventName: 'x', version: 1, kwargs: { i } })),
+        ...Array.from({ length: 20 }, (_, i) => events.send({ id: `b${i}`, apiName: b, eventName: 'y', version: 1, kwargs: { i } })),
+      ]);
+      await eventually(() => collector.received.length === 42, 8000, 'the 40 events fired together');
       await collector.stop();
       const history: string[] = [];
       for await (const h of events.history({ apiName: a })) history.push(h.message.id);
-      expect(history).toEqual(['1']);
+      expect(history).toEqual([...Array.from({ length: 20 }, (_, i) => `a${19 - i}`), '1']);
 
       await schemas.store(a, { events: {}, rpcs: {} }, 60);
       await schemas.store(b, { events: { x: { parameters: {} } }, rpcs: {} }, 60);
