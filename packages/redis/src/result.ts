@@ -43,7 +43,7 @@ interface WaitState {
 /**
  * The Redis result transport. Build it with {@link createRedisResultTransport}.
  *
- * Callers of one process wait on one blocking connection (see {@link ResultMultiplexer}): one
+ * Callers of one process wait on one blocking connection (the result multiplexer in `result-mux.ts`): one
  * `BLPOP` over every awaited result key. On a Redis Cluster, or when Redis refuses `CLIENT ID` /
  * `CLIENT UNBLOCK`, each caller waits on a connection of its own (kept in a pool).
  */
