@@ -160,7 +160,7 @@ export class MemoryRpcTransport implements RpcTransport {
         const queue = this.#broker.rpcQueues.get(api);
         while (queue && queue.length > 0) {
           const next = queue.shift()!;
-          if (next.deadline !== undefined && next.deadline < Date.now()) continue; // expired: drop silently
+          if (next.deadline !== undefined && next.deadline <= Date.now()) continue; // expired: drop silently
           found = next;
           break;
         }
