@@ -222,7 +222,10 @@ async function main(s: ChildSpec): Promise<void> {
     void (async () => {
       try {
         if (raw.to === 'worker' && worker) {
-          if (raw.type === 'go') worker.go();
+          if (raw.type === 'go') {
+            worker.go();
+            send({ from: 'worker', type: 'going' });
+          }
           else if (raw.type === 'expect') worker.expect(raw.count);
           else if (raw.type === 'stop') {
             await worker.stop();

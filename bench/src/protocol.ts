@@ -82,6 +82,7 @@ export interface WorkerStats {
 export type ChildMessage =
   | { from: Role; type: 'ready'; rss: number; heap: number }
   | { from: Role; type: 'handled' }
+  | { from: Role; type: 'going' }
   | { from: Role; type: 'done'; result: ClientResult }
   | { from: Role; type: 'warmed'; result: ClientResult }
   | { from: Role; type: 'drained'; result: DrainResult }

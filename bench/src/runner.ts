@@ -179,7 +179,10 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
         await workerProc.waitFor('worker', 'drained', 15_000);
       }
     }
+    // The worker forgets the warm-up before the client starts: were both told at once, a fast
+    // worker could count the first measured events and then reset its count, and never drain.
     workerProc.send({ to: 'worker', type: 'go' });
+    await workerProc.waitFor('worker', 'going', 15_000);
     clientProc!.send({ to: 'client', type: 'go' });
     const done = (await clientProc!.waitFor('client', 'done', plan.maxMs + 60_000)) as Extract<ChildMessage, { type: 'done' }>;
     const client: ClientResult = done.result;
