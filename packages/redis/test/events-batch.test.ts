@@ -5,27 +5,18 @@
  * scripts still gets every event. On a Redis of our own (free port), since these tests flush the
  * script cache and change ACL users. Skipped, visibly, when redis-server is not installed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { eventually, newContext } from '@lightbus/transport-test-suite';
 import { ErrorCodes, LightbusError, type EventMessage, type Logger } from '@lightbus/core';
 import { createRedisEventTransport, encodeEventFields } from '../src/index.js';
+import { freePort, redisServerInstalled } from './helpers.js';
 
-const available = spawnSync('sh', ['-c', 'command -v redis-server']).status === 0;
+const available = redisServerInstalled;
 const title = available ? 'batched event sends' : 'batched event sends (SKIPPED: redis-server not found; apt-get install redis-server)';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function message(apiName: string, n: number, kwargs?: Record<string, unknown>): EventMessage {
   return {

@@ -1,4 +1,6 @@
-import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { afterAll, afterEach } from 'vitest';
 import { Redis } from 'ioredis';
 import { decodeEventFields, deadLetterKey } from '../src/index.js';
 import type { EventMessage } from '@lightbus/core';
@@ -125,4 +127,35 @@ export function parseMonitorArgs(text: string): string[] {
     out.push(Buffer.from(bytes).toString('utf8'));
   }
   return out;
+}
+
+/** True when `redis-server` is installed (tests that start a Redis of their own need it). */
+export const redisServerInstalled = spawnSync('sh', ['-c', 'command -v redis-server']).status === 0;
+
+/** A TCP port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Registers the per-file cleanup most tests use: after each test, the closers pushed (last
+ * first) and the keys of every test id pushed; after the file, the back-door connection.
+ */
+export function useTestCleanup(): { ids: string[]; closers: Array<() => Promise<unknown>> } {
+  const ids: string[] = [];
+  const closers: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
+    for (const id of ids.splice(0)) await cleanupKeys(id);
+  });
+  afterAll(async () => {
+    await rawRedis().quit();
+  });
+  return { ids, closers };
 }

@@ -4,26 +4,17 @@
  * worker reconnects, a waiting caller still times out on time, and stopping stays prompt.
  * Skipped, visibly, when redis-server is not installed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { eventually, newContext, Collector } from '@lightbus/transport-test-suite';
 import { ErrorCodes, createConsoleLogger, silentLogger, type RpcMessage } from '@lightbus/core';
 import { createRedisEventTransport, createRedisResultTransport, createRedisRpcTransport } from '../src/index.js';
+import { freePort, redisServerInstalled } from './helpers.js';
 
-const available = spawnSync('sh', ['-c', 'command -v redis-server']).status === 0;
+const available = redisServerInstalled;
 const title = available ? 'with a Redis that restarts' : 'with a Redis that restarts (SKIPPED: redis-server not found; apt-get install redis-server)';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!available)(title, () => {
   let port = 0;

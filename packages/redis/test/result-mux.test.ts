@@ -5,23 +5,15 @@
  * nothing is lost, and it still works where Redis refuses `CLIENT UNBLOCK` or scripts.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { newContext, eventually } from '@lightbus/transport-test-suite';
 import { ErrorCodes, type PendingResult, type ResultMessage } from '@lightbus/core';
 import { createRedisResultTransport, encodeResult, type RedisResultTransport, type RedisTransportOptions } from '../src/index.js';
-import { REDIS_URL, cleanupKeys, rawRedis } from './helpers.js';
+import { REDIS_URL, rawRedis, useTestCleanup } from './helpers.js';
 
-const ids: string[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
-  for (const id of ids.splice(0)) await cleanupKeys(id);
-});
-afterAll(async () => {
-  await rawRedis().quit();
-});
+const { ids, closers } = useTestCleanup();
 
 function setup(options: RedisTransportOptions = { url: REDIS_URL }) {
   const id = randomBytes(5).toString('hex');

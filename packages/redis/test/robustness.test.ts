@@ -4,7 +4,7 @@
  * node-redis client in place of ioredis.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { eventually, newContext, Collector } from '@lightbus/transport-test-suite';
@@ -18,17 +18,9 @@ import {
   type RedisEventTransport,
   type RedisTransportOptions,
 } from '../src/index.js';
-import { REDIS_URL, cleanupKeys, deadLetters, openMonitor, rawRedis } from './helpers.js';
+import { REDIS_URL, deadLetters, openMonitor, rawRedis, useTestCleanup } from './helpers.js';
 
-const ids: string[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
-  for (const id of ids.splice(0)) await cleanupKeys(id);
-});
-afterAll(async () => {
-  await rawRedis().quit();
-});
+const { ids, closers } = useTestCleanup();
 
 function setup(processName = 'p1') {
   const id = randomBytes(5).toString('hex');
