@@ -182,8 +182,6 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   #handling = 0;
   readonly #handlingIdle = new Notifier();
   readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
-  /** The RPC and result transports of each API called, once built (call() then needs no await for them). */
-  readonly #callTransports = new Map<string, [TransportByRole['rpc'], TransportByRole['result']]>();
   readonly #pathProxies = new Map<string, unknown>();
   #remoteSchemas: Record<string, ApiSchema> = {};
   #remoteLoadedAt = 0;
@@ -347,12 +345,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       }, timeoutMs + DEADLINE_GRACE_MS);
     });
     const work = (async (): Promise<ResultMessage> => {
-      let pair = this.#callTransports.get(apiName);
-      if (!pair) {
-        pair = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
-        this.#callTransports.set(apiName, pair); // built: transport() would give these from now on
-      }
-      const [rpcTransport, resultTransport] = pair;
+      // After the first call both are built: no await for them.
+      let rpcTransport = this.#built(apiName, 'rpc');
+      let resultTransport = this.#built(apiName, 'result');
+      if (!rpcTransport || !resultTransport) [rpcTransport, resultTransport] = await Promise.all([this.transport(apiName, 'rpc'), this.transport(apiName, 'result')]);
       if (abandoned) throw new TimeoutError(`${label}: the transport did not finish the call before its deadline.`);
       const pending: PendingResult = await resultTransport.prepare({ id, apiName, procedureName });
       let cancelling: Promise<void> | undefined;
@@ -423,10 +419,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     }
     this.#checkSize(kwargs, apiConfig, `event ${apiName}.${info.wireName}`);
     // After the first fire both are known: no await (and no extra promise) on the hot path.
-    const transport = this.#builtTransports.get(`event\u0000${apiName}`) ?? (await this.transport(apiName, 'event'));
+    const transport = this.#built(apiName, 'event') ?? (await this.transport(apiName, 'event'));
     if (!this.#publishedDone) await this.#ensurePublished();
     const message: EventMessage = { id: newMessageId(), apiName, eventName: info.wireName, version: api.version, kwargs };
-    return (transport as TransportByRole['event']).send(message, options.timeout !== undefined ? { timeoutMs: options.timeout * 1000 } : NO_SEND_OPTIONS);
+    return transport.send(message, options.timeout !== undefined ? { timeoutMs: options.timeout * 1000 } : NO_SEND_OPTIONS);
   }
 
   /**
@@ -602,7 +598,6 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     this.#state = 'closed';
     this.#transportByApi.clear();
     this.#builtTransports.clear();
-    this.#callTransports.clear();
     const errors = await this.#transports.closeAll();
     for (const error of errors) this.logger.warn(`Closing a transport failed: ${describeError(error)}`);
   }
@@ -653,6 +648,11 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       this.#apiConfigs.set(apiName, resolved);
     }
     return resolved;
+  }
+
+  /** The transport serving `role` for `apiName` when it is already built (read without an await on hot paths). */
+  #built<R extends TransportRole>(apiName: string, role: R): TransportByRole[R] | undefined {
+    return this.#builtTransports.get(`${role}\u0000${apiName}`) as TransportByRole[R] | undefined;
   }
 
   /** The transport serving `role` for `apiName`, built on first use. */

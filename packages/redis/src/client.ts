@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import { ConfigurationError, ErrorCodes, LightbusError, TransportError, redactUrl, describeError, type Logger } from '@lightbus/core';
 
@@ -385,6 +386,42 @@ export function createCommandClient(options: ConnectionOptions, logger: Logger, 
 /** True when `error` is a Redis error reply starting with `prefix` (e.g. `BUSYGROUP`). */
 export function isReplyError(error: unknown, prefix: string): boolean {
   return error instanceof Error && error.message.startsWith(prefix);
+}
+
+/**
+ * Redis refused the command itself: an ACL without the permission (`NOPERM`), a renamed,
+ * unknown or proxy-unsupported command. Retrying will not help; a connection problem or a
+ * temporary condition (`MISCONF`, `BUSY`, `LOADING`) is not a refusal.
+ */
+export function isRefusal(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /NOPERM|no permissions|unknown command|unknown subcommand|unsupported command|ERR unknown/i.test(message);
+}
+
+/** A Lua script, sent by its SHA1 (`EVALSHA`) and by its source (`EVAL`) when Redis lacks it. */
+export class RedisScript {
+  /** SHA1 of the source: what `EVALSHA` names it by. */
+  readonly sha: string;
+
+  /** @param source the Lua source */
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  /** `EVALSHA <sha> <numkeys> <keys...> <args...>`, or `EVAL <source> ...` (which also caches it) when `load`. */
+  command(keys: readonly string[], args: readonly string[], load = false): Command {
+    return [load ? 'EVAL' : 'EVALSHA', load ? this.source : this.sha, keys.length, ...keys, ...args];
+  }
+
+  /** Runs it on `conn`: by SHA1, and once more by source when Redis answers `NOSCRIPT`. */
+  async run(conn: CommandClient, keys: readonly string[], args: readonly string[] = []): Promise<unknown> {
+    try {
+      return await conn.send(this.command(keys, args));
+    } catch (error) {
+      if (!isReplyError(error, 'NOSCRIPT')) throw error;
+      return conn.send(this.command(keys, args, true));
+    }
+  }
 }
 
 /** Wraps a client-library error into a {@link TransportError} naming the operation. */

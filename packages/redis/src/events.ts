@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
 import {
   ErrorCodes,
   Notifier,
@@ -23,7 +22,7 @@ import {
   type StartPosition,
   type TransportContext,
 } from '@lightbus/core';
-import { isReplyError, wrapError, type Command, type CommandClient } from './client.js';
+import { RedisScript, isRefusal, isReplyError, wrapError, type Command, type CommandClient } from './client.js';
 import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { XADD_MANY_SCRIPT, deadLetterKey, decodeEventFields, encodeEventFields, pushEventScriptArgs, streamIdTime, streamKey } from './wire.js';
@@ -60,10 +59,8 @@ interface Outgoing {
 const MAX_SCRIPT_ENTRIES = 500;
 /** Entries with more fields than this go as plain XADDs (Lua's unpack() has a stack limit). */
 const MAX_SCRIPT_ENTRY_FIELDS = 1000;
-/** SHA1 of the XADD script (what EVALSHA names it by). */
-const XADD_MANY_SHA = createHash('sha1').update(XADD_MANY_SCRIPT).digest('hex');
-/** Replies meaning scripts cannot be used here at all (as opposed to a failure of one call). */
-const SCRIPTS_REFUSED = /unknown command|NOPERM|no permissions|not allowed|disabled|unsupported/i;
+/** The XADD script, sent by SHA1 (see {@link XADD_MANY_SCRIPT}). */
+const XADD_MANY = new RedisScript(XADD_MANY_SCRIPT);
 
 /**
  * The size of an entry's fields in bytes, exact only when it may exceed `limit`: a string's
@@ -168,7 +165,14 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
    */
   constructor(options: RedisTransportOptions, context: TransportContext) {
     super(options, context, 'event');
+    this.#maxlen = this.settings.maxStreamLength === null ? '' : String(this.settings.maxStreamLength);
+    this.#trimArgs = this.#maxlen === '' ? [] : ['MAXLEN', '~', this.#maxlen];
   }
+
+  /** `max_stream_length` as sent (`''` when trimming is off, as the XADD script takes it). */
+  readonly #maxlen: string;
+  /** `MAXLEN ~ <max>` for every XADD, or nothing when trimming is off. */
+  readonly #trimArgs: readonly string[];
 
   /** The stream an event goes to. */
   streamOf(apiName: string, eventName: string): string {
@@ -217,9 +221,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   #xadd(entry: Outgoing): Command {
-    return this.settings.maxStreamLength === null
-      ? ['XADD', entry.stream, '*', ...entry.fields]
-      : ['XADD', entry.stream, 'MAXLEN', '~', String(this.settings.maxStreamLength), '*', ...entry.fields];
+    return ['XADD', entry.stream, ...this.#trimArgs, '*', ...entry.fields];
   }
 
   /**
@@ -264,7 +266,6 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         if (!list) byStream.set(entry.stream, (list = []));
         list.push(entry);
       }
-      const maxlen = this.settings.maxStreamLength === null ? '' : String(this.settings.maxStreamLength);
       for (const [stream, entries] of byStream) {
         for (let at = 0; at < entries.length; at += MAX_SCRIPT_ENTRIES) {
           const chunk = entries.slice(at, at + MAX_SCRIPT_ENTRIES);
@@ -273,10 +274,10 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
             commands.push(this.#xadd(chunk[0]!));
             continue;
           }
-          const args: string[] = mode === 'evalsha' ? ['EVALSHA', XADD_MANY_SHA, '1', stream, maxlen, String(chunk.length)] : ['EVAL', XADD_MANY_SCRIPT, '1', stream, maxlen, String(chunk.length)];
+          const args: string[] = [this.#maxlen, String(chunk.length)];
           for (const entry of chunk) pushEventScriptArgs(entry.fields, args);
           groups.push(chunk);
-          commands.push(args as unknown as Command);
+          commands.push(XADD_MANY.command([stream], args, mode === 'eval'));
         }
       }
     }
@@ -292,7 +293,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
           (retry ??= []).push(...entries);
           return;
         }
-        if (scripted && SCRIPTS_REFUSED.test(reply.error.message)) {
+        if (scripted && isRefusal(reply.error)) {
           // Scripting is disabled or not permitted for this user: plain XADDs from now on.
           if (this.#scripts) this.context.logger.info(`Redis refused a script (${describeError(reply.error)}); sending events as one XADD each from now on.`);
           this.#scripts = false;
@@ -326,9 +327,6 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     }
   }
 
-  #trim(): string[] {
-    return this.settings.maxStreamLength === null ? [] : ['MAXLEN', '~', String(this.settings.maxStreamLength)];
-  }
 
   /**
    * Yields batches for one listener group. Start-up, as Python does: a cleanup pass, a reclaim
@@ -437,7 +435,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   async #ensureGroup(loop: Loop, stream: string, start: string): Promise<void> {
     try {
       const exists = Number(await this.redis.send(['EXISTS', stream]));
-      if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trim(), '*', '', '']);
+      if (exists === 0) await this.redis.send(['XADD', stream, ...this.#trimArgs, '*', '', '']);
       // Create the group and its consumer (this process) in one pipeline, so no cleanup pass
       // (ours or Python's) sees the group empty and destroys it; the re-read of our pending
       // entries follows. (CREATECONSUMER needs Redis 6.2; without it the re-read creates it.)
@@ -730,7 +728,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   async #deadLetter(loop: Loop, stream: string, id: string, fields: string[], error: string, attempts: number): Promise<void> {
     const extra = ['error', error, 'attempts', String(attempts), 'listener', loop.group, 'stream_id', id, 'stream', stream];
     try {
-      await this.redis.send(['XADD', deadLetterKey(stream), ...this.#trim(), '*', ...fields, ...extra]);
+      await this.redis.send(['XADD', deadLetterKey(stream), ...this.#trimArgs, '*', ...fields, ...extra]);
     } catch (e) {
       throw wrapError(e, `dead-lettering event ${id} on ${stream}`);
     }

@@ -20,9 +20,8 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
-import type { Logger } from '@lightbus/core';
-import type { CommandClient } from './client.js';
+import { sleep, type Logger } from '@lightbus/core';
+import { RedisScript, isRefusal, isReplyError, type CommandClient } from './client.js';
 
 /** Seconds one multiplexed `BLPOP` blocks before it is issued again. */
 const BLOCK_SECONDS = 5;
@@ -49,7 +48,7 @@ for i, key in ipairs(KEYS) do
   end
 end
 return out`;
-const SWEEP_SHA = createHash('sha1').update(SWEEP_SCRIPT).digest('hex');
+const SWEEP = new RedisScript(SWEEP_SCRIPT);
 
 /** The longest delay setTimeout accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -258,7 +257,7 @@ export class ResultMultiplexer {
         await this.#sweep(conn, key);
       } catch (error) {
         if (this.#host.closing.aborted || !this.#usable) break;
-        if (isWrongType(error) && this.#conn) {
+        if (isReplyError(error, 'WRONGTYPE') && this.#conn) {
           // One of the keys is not a list: the sweep, which answers per key, finds it.
           const swept = await this.#sweep(this.#conn, undefined).then(
             () => true,
@@ -314,14 +313,7 @@ export class ResultMultiplexer {
     if (keys.length === 0) return;
     if (this.#scripts) {
       try {
-        let reply: unknown;
-        try {
-          reply = await conn.send(['EVALSHA', SWEEP_SHA, keys.length, ...keys]);
-        } catch (error) {
-          if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-          reply = await conn.send(['EVAL', SWEEP_SCRIPT, keys.length, ...keys]); // loads it for next time
-        }
-        const found = reply as Array<number | string>;
+        const found = (await SWEEP.run(conn, keys)) as Array<number | string>;
         for (let i = 0; i + 1 < found.length; i += 2) {
           const index = Number(found[i]);
           if (index > 0) this.#deliver(keys[index - 1]!, String(found[i + 1]));
@@ -337,7 +329,7 @@ export class ResultMultiplexer {
     replies.forEach((r, i) => {
       if (r.ok) {
         if (typeof r.value === 'string') this.#deliver(keys[i]!, r.value);
-      } else if (isWrongType(r.error)) this.#wrongType(keys[i]!);
+      } else if (isReplyError(r.error, 'WRONGTYPE')) this.#wrongType(keys[i]!);
     });
   }
 
@@ -476,25 +468,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof HUN
   });
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Redis refused the command itself (ACL, renamed or unknown command), not a connection problem. */
-function isRefusal(error: unknown): boolean {
-  const message = error instanceof Error ? error.message : String(error);
-  return /NOPERM|unknown command|unknown subcommand|ERR unknown/i.test(message);
-}
-
-function isWrongType(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('WRONGTYPE');
-}
