@@ -253,8 +253,14 @@ export class ResultMultiplexer {
         failures = 0;
         if (!reply) continue; // timed out, or CLIENT UNBLOCK: issue it again with the current keys
         const [key, blob] = reply as [string, string];
-        this.#deliver(key, blob);
-        await this.#sweep(conn, key);
+        // Results usually come in bursts (a worker writes those of one batch together): collect
+        // the rest first, then hand out all of them at once, so that their callers' next calls
+        // leave together too (one write, one batch for the worker) instead of this one alone.
+        try {
+          await this.#sweep(conn, key);
+        } finally {
+          this.#deliver(key, blob);
+        }
       } catch (error) {
         if (this.#host.closing.aborted || !this.#usable) break;
         if (isReplyError(error, 'WRONGTYPE') && this.#conn) {

@@ -18,11 +18,14 @@ import {
   type RpcMessage,
   type TransportContext,
 } from '@lightbus/core';
-import { checkReplies, wrapError, type CommandClient } from './client.js';
+import { RedisScript, wrapError, type Command, type CommandClient } from './client.js';
+import { TickBatcher } from './batch.js';
 import { ABORTED, RedisTransportBase, abortable } from './base.js';
 import type { RedisTransportOptions } from './options.js';
 import { ResultMultiplexer, type Watch } from './result-mux.js';
-import { MalformedMessage, RETURN_PATH_SCHEME, decodeResult, encodeResult, resultKey } from './wire.js';
+import { MalformedMessage, RETURN_PATH_SCHEME, RPC_RESULTS_SCRIPT, decodeResult, encodeResult, resultKey } from './wire.js';
+
+const RPC_RESULTS = new RedisScript(RPC_RESULTS_SCRIPT);
 
 /** Longest single BLPOP of a caller waiting on its own connection, in seconds; repeated until its timeout. */
 const MAX_BLPOP_SECONDS = 5;
@@ -52,6 +55,8 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
   readonly capabilities = { schemes: [RETURN_PATH_SCHEME] };
   readonly #idle: CommandClient[] = [];
   readonly #mux: ResultMultiplexer | undefined;
+  /** Results sent in the same tick go as one script call. */
+  readonly #results: TickBatcher;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -59,6 +64,7 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
    */
   constructor(options: RedisTransportOptions, context: TransportContext) {
     super(options, context, 'result');
+    this.#results = new TickBatcher({ redis: this.redis, script: RPC_RESULTS, logger: context.logger, label: 'RPC results' });
     if (!this.redis.cluster) {
       this.#mux = new ResultMultiplexer({
         redis: this.redis,
@@ -211,7 +217,11 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
     }
   }
 
-  /** Writes the result: `LPUSH {key} <blob>` and `EXPIRE {key} <result_ttl>` in one pipeline. */
+  /**
+   * Writes the result: `LPUSH {key} <blob>` and `EXPIRE {key} <result_ttl>` in one pipeline.
+   * Results sent in the same tick go as one {@link RPC_RESULTS_SCRIPT} call, which runs the same
+   * two commands per result.
+   */
   async send(returnPath: string, result: ResultMessage): Promise<void> {
     this.assertOpen();
     const prefix = `${RETURN_PATH_SCHEME}://`;
@@ -219,14 +229,14 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
       throw new LightbusError(ErrorCodes.RETURN_PATH_UNSUPPORTED, `The redis result transport cannot write to "${returnPath}": it only writes ${prefix} return paths.`);
     }
     const key = returnPath.slice(prefix.length);
+    const blob = encodeResult(result);
+    const ttl = String(Math.max(1, Math.ceil(this.settings.resultTtlS)));
+    const plain: Command[] = [
+      ['LPUSH', key, blob],
+      ['EXPIRE', key, ttl],
+    ];
     try {
-      checkReplies(
-        await this.redis.pipeline([
-          ['LPUSH', key, encodeResult(result)],
-          ['EXPIRE', key, Math.max(1, Math.ceil(this.settings.resultTtlS))],
-        ], { coalesce: true }),
-        'sending an RPC result',
-      );
+      await this.#results.write([key], [blob, ttl], plain, 'sending an RPC result');
     } catch (error) {
       throw wrapError(error, `sending the result of RPC ${result.rpcMessageId}`);
     }

@@ -5,11 +5,15 @@
  *
  * @module
  */
-import { sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
-import { checkReplies, wrapError, type Command, type CommandClient } from './client.js';
+import { describeError, sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
+import { RedisScript, checkReplies, isRefusal, wrapError, type Command, type CommandClient } from './client.js';
 import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
+import { TickBatcher } from './batch.js';
 import type { RedisTransportOptions } from './options.js';
-import { decodeCall, encodeCall, rpcExpiryKey, rpcQueueKey } from './wire.js';
+import { CLAIM_EXPIRED, CLAIM_UNREAD, RPC_CALLS_SCRIPT, RPC_POP_CLAIM_SCRIPT, decodeCall, encodeCall, rpcExpiryKey, rpcQueueKey } from './wire.js';
+
+const RPC_CALLS = new RedisScript(RPC_CALLS_SCRIPT);
+const RPC_POP_CLAIM = new RedisScript(RPC_POP_CLAIM_SCRIPT);
 
 interface Popped {
   queue: string;
@@ -21,6 +25,10 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   /** Declared capabilities: the expiry key carries the call's deadline. */
   readonly capabilities = { deadlines: true };
   #queueCount = 1;
+  /** Calls sent in the same tick go as one script call. */
+  readonly #calls: TickBatcher;
+  /** False on a cluster, and once Redis refused the pop-and-claim script: `LPOP`, `PTTL` + `DEL` then. */
+  #popScript: boolean;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -28,36 +36,46 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
    */
   constructor(options: RedisTransportOptions, context: TransportContext) {
     super(options, context, 'rpc');
+    this.#calls = new TickBatcher({ redis: this.redis, script: RPC_CALLS, logger: context.logger, label: 'RPC calls' });
+    this.#popScript = !this.redis.cluster;
   }
 
   /**
    * Sends one call: `SET rpc_expiry_key:{id} 1 EX <ttl>` then `RPUSH {api}:rpc_queue <blob>`, in
    * one pipeline (setting the key first closes the race where a worker pops the call before its
-   * key exists). The TTL is the call's timeout in whole seconds, rounded up.
+   * key exists). The TTL is the call's timeout in whole seconds, rounded up. Calls sent in the
+   * same tick go as one {@link RPC_CALLS_SCRIPT} call, which runs the same two commands per call.
    */
   async call(message: RpcMessage, options: { timeoutMs: number }): Promise<void> {
     this.assertOpen();
     const timeoutMs = options.timeoutMs > 0 ? options.timeoutMs : this.settings.rpcTimeoutS * 1000;
     const ttl = Math.max(1, Math.ceil(timeoutMs / 1000));
-    const set: Command = ['SET', rpcExpiryKey(message.id), '1', 'EX', ttl];
-    const push: Command = ['RPUSH', rpcQueueKey(message.apiName), encodeCall(message)];
+    const what = `sending RPC ${message.apiName}.${message.procedureName}()`;
+    const expiryKey = rpcExpiryKey(message.id);
+    const queueKey = rpcQueueKey(message.apiName);
+    const blob = encodeCall(message);
+    const set: Command = ['SET', expiryKey, '1', 'EX', ttl];
+    const push: Command = ['RPUSH', queueKey, blob];
     try {
       if (this.redis.cluster) {
         // Two keys in two slots: keep the order by waiting for the key before pushing the call.
         await this.redis.send(set);
         await this.redis.send(push);
-      } else checkReplies(await this.redis.pipeline([set, push], { coalesce: true }), `sending RPC ${message.apiName}.${message.procedureName}()`);
+      } else await this.#calls.write([expiryKey, queueKey], [String(ttl), blob], [set, push], what);
     } catch (error) {
-      throw wrapError(error, `sending RPC ${message.apiName}.${message.procedureName}()`);
+      throw wrapError(error, what);
     }
   }
 
   /**
    * Yields calls to the given APIs until the signal aborts. One blocking connection per loop:
    * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>` (on a cluster, one BLPOP per queue
-   * in turn), then one pipeline of `PTTL` + `DEL rpc_expiry_key:{id}` (with a non-blocking
-   * `LPOP {queue} <n>` that drains a burst, claimed the same way): a call whose key was already
-   * gone has expired and is dropped silently; the key's remaining TTL becomes its deadline.
+   * in turn), then one {@link RPC_POP_CLAIM_SCRIPT} call that claims it and takes and claims up
+   * to `rpc_batch_size - 1` more; while calls keep coming, the next burst is taken by that script
+   * alone, without a `BLPOP`. A claim is `PTTL` + `DEL rpc_expiry_key:{id}`: a call whose key was
+   * already gone has expired and is dropped silently; the key's remaining TTL becomes its
+   * deadline. On a cluster, or where Redis refuses scripts, the same commands go as pipelines
+   * (`PTTL` + `DEL`, with an `LPOP {queue} <n>` that drains a burst).
    */
   async *consume(apiNames: readonly string[], options: RpcConsumeOptions): AsyncIterable<RpcMessage> {
     const signal = AbortSignal.any([options.signal, this.closing.signal]);
@@ -69,6 +87,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     let pending: RpcMessage[] = [];
     let attempt = 0;
     let turn = 0;
+    /** The last read found calls waiting: take the next ones without blocking first. */
+    let hot = false;
     // On abort, end the blocking BLPOP at once with CLIENT UNBLOCK (it then returns nothing, so
     // no call is lost, unlike dropping the connection). On a cluster, the BLPOP times out instead.
     // If Redis is unreachable, neither UNBLOCK nor the BLPOP timeout arrive: stop waiting later.
@@ -81,21 +101,40 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     try {
       while (!signal.aborted) {
         try {
-          if (!conn) {
-            conn = await this.acquireBlocking(signal);
-            connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
+          let claimed: RpcMessage[];
+          if (hot && this.#popScript) {
+            // Calls were waiting a moment ago: take and claim the next ones in one round trip.
+            const taken = await abortable(this.#popAndClaim(rotate(queues, turn++), undefined), giveUp.signal);
+            if (taken === ABORTED) break;
+            attempt = 0;
+            hot = taken.popped > 0;
+            claimed = taken.messages;
+          } else {
+            if (!conn) {
+              conn = await this.acquireBlocking(signal);
+              connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
+            }
+            const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
+            const popped = await abortable(this.#pop(conn, keys), giveUp.signal);
+            if (popped === ABORTED) break;
+            attempt = 0;
+            if (popped.length === 0) continue;
+            if (signal.aborted) {
+              await this.#giveBack(popped);
+              break;
+            }
+            const first = popped[0]!;
+            if (this.#popScript) {
+              const taken = await abortable(this.#popAndClaim([first.queue], first), giveUp.signal);
+              if (taken === ABORTED) break;
+              hot = taken.popped > 0;
+              claimed = taken.messages;
+            } else {
+              const taken = await abortable(this.#claim(popped, first.queue), giveUp.signal);
+              if (taken === ABORTED) break;
+              claimed = taken;
+            }
           }
-          const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
-          const popped = await abortable(this.#pop(conn, keys), giveUp.signal);
-          if (popped === ABORTED) break;
-          attempt = 0;
-          if (popped.length === 0) continue;
-          if (signal.aborted) {
-            await this.#giveBack(popped);
-            break;
-          }
-          const claimed = await abortable(this.#claim(popped, popped[0]!.queue), giveUp.signal);
-          if (claimed === ABORTED) break;
           pending = claimed;
           while (pending.length > 0) {
             const next = pending.shift()!;
@@ -137,8 +176,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       try {
         decoded.push({ message: decodeCall(p.blob), popped: p });
       } catch (error) {
-        // The blob is not logged: its arguments may hold secrets.
-        this.context.logger.warn(`Dropped a malformed RPC call from ${p.queue}: ${(error as Error).message}.`, { bytes: p.blob.length });
+        this.#dropMalformed(p, error);
       }
     }
     const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
@@ -166,6 +204,74 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     return out;
   }
 
+  /**
+   * One {@link RPC_POP_CLAIM_SCRIPT} call: claims `first` (a call `BLPOP` gave us) and takes and
+   * claims up to `rpc_batch_size` calls in all from `queues`. Returns the calls that may run, in
+   * order, and how many the script popped. A call whose id the script could not read is claimed
+   * with `PTTL` + `DEL`. When Redis refuses the script, turns it off (the loop then reads with
+   * `BLPOP`, `LPOP`, `PTTL` and `DEL`) and claims `first` that way.
+   */
+  async #popAndClaim(queues: readonly string[], first: Popped | undefined): Promise<{ messages: RpcMessage[]; popped: number }> {
+    const messages: RpcMessage[] = [];
+    let firstCall: RpcMessage | undefined;
+    if (first) {
+      try {
+        firstCall = decodeCall(first.blob);
+      } catch (error) {
+        this.#dropMalformed(first, error);
+      }
+    }
+    const keys = firstCall ? [...queues, rpcExpiryKey(firstCall.id)] : [...queues];
+    const want = this.settings.rpcBatchSize - (first ? 1 : 0);
+    let reply: unknown;
+    try {
+      reply = await RPC_POP_CLAIM.run(this.redis, keys, [String(queues.length), String(want)]);
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      if (this.#popScript) this.context.logger.info(`Redis refused a script (${describeError(error)}); reading RPC calls with LPOP, PTTL and DEL from now on.`);
+      this.#popScript = false;
+      return { messages: first ? await this.#claim([first], first.queue) : [], popped: 0 };
+    }
+    if (!Array.isArray(reply) || (reply.length - (firstCall ? 1 : 0)) % 3 !== 0) {
+      throw new Error(`Redis answered the RPC pop script with ${describeError(reply).slice(0, 80)} instead of claims and calls`);
+    }
+    const now = Date.now();
+    const keep = (message: RpcMessage, claim: number) => {
+      if (claim === CLAIM_EXPIRED) {
+        this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
+        return;
+      }
+      if (claim > 0) message.deadline = now + claim; // decoded here: ours to complete
+      messages.push(message);
+    };
+    let at = 0;
+    if (firstCall) keep(firstCall, Number(reply[at++]));
+    let unread: Popped[] | undefined;
+    for (; at < reply.length; at += 3) {
+      const popped: Popped = { queue: queues[Number(reply[at]) - 1] ?? queues[0]!, blob: String(reply[at + 1]) };
+      const claim = Number(reply[at + 2]);
+      if (claim === CLAIM_UNREAD) {
+        (unread ??= []).push(popped); // claimed below, after decoding; malformed ones are reported there
+        continue;
+      }
+      let message: RpcMessage;
+      try {
+        message = decodeCall(popped.blob);
+      } catch (error) {
+        this.#dropMalformed(popped, error);
+        continue;
+      }
+      keep(message, claim);
+    }
+    if (unread) messages.push(...(await this.#claim(unread)));
+    return { messages, popped: (reply.length - (firstCall ? 1 : 0)) / 3 };
+  }
+
+  #dropMalformed(popped: Popped, error: unknown): void {
+    // The blob is not logged: its arguments may hold secrets.
+    this.context.logger.warn(`Dropped a malformed RPC call from ${popped.queue}: ${(error as Error).message}.`, { bytes: popped.blob.length });
+  }
+
   /** Puts popped calls back at the head of their queues (their expiry keys are untouched). */
   async #giveBack(popped: Popped[]): Promise<void> {
     const commands: Command[] = [...popped].reverse().map((p) => ['LPUSH', p.queue, p.blob]);
@@ -183,6 +289,13 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
     if (commands.length > 0) await this.redis.pipeline(commands).catch(() => undefined);
   }
+}
+
+/** `items` starting at `turn` (modulo its length): each queue gets its turn to be read first. */
+function rotate<T>(items: readonly T[], turn: number): readonly T[] {
+  if (items.length < 2) return items;
+  const at = turn % items.length;
+  return [...items.slice(at), ...items.slice(0, at)];
 }
 
 /** Builds the Redis RPC transport. */

@@ -94,6 +94,81 @@ export function decodeCall(blob: string): RpcMessage {
   };
 }
 
+/**
+ * Sends several RPC calls in one command: `KEYS` = `rpc_expiry_key:{id}, {api}:rpc_queue` per
+ * call, `ARGV` = `<ttl seconds>, <call blob>` per call. Runs, per call, exactly what the plain
+ * pipeline does (`SET rpc_expiry_key:{id} 1 EX <ttl>`, then `RPUSH {api}:rpc_queue <blob>`) and
+ * answers one reply per call: the `RPUSH` reply, or the error that stopped that call.
+ */
+export const RPC_CALLS_SCRIPT = `local out = {}
+for i = 1, #KEYS, 2 do
+  local r = redis.pcall('SET', KEYS[i], '1', 'EX', ARGV[i])
+  if type(r) == 'table' and r.err then
+    out[#out + 1] = r
+  else
+    out[#out + 1] = redis.pcall('RPUSH', KEYS[i + 1], ARGV[i + 1])
+  end
+end
+return out`;
+
+/** What {@link RPC_POP_CLAIM_SCRIPT} answers for a call it popped but whose id it could not read. */
+export const CLAIM_UNREAD = -3;
+/** What {@link RPC_POP_CLAIM_SCRIPT} answers for a call whose expiry key was gone (it expired). */
+export const CLAIM_EXPIRED = -2;
+
+/**
+ * Takes and claims RPC calls in one command. `KEYS` = `q` queues, then the expiry keys of calls
+ * the worker already popped (with `BLPOP`); `ARGV` = `q`, the most calls to pop. For each expiry
+ * key, as the plain pipeline does, `PTTL` then `DEL`: the answer is the PTTL (ms left, -1 for no
+ * TTL) when the `DEL` removed the key (the call is ours to run), or -2 when it was gone (the
+ * call expired: drop it). Then `LPOP <queue> <n>` from the queues in order, until it has the
+ * calls it may pop; each popped call is answered as `queue index (1-based), blob, claim`, where
+ * the claim is that of `rpc_expiry_key:<metadata.id>` (read with cjson), or -3 when the blob has
+ * no readable id (the client decides). A queue that is not a list is skipped.
+ */
+export const RPC_POP_CLAIM_SCRIPT = `local q = tonumber(ARGV[1])
+local want = tonumber(ARGV[2])
+local out = {}
+local function claim(key)
+  local t = redis.call('PTTL', key)
+  if redis.call('DEL', key) == 1 then return t end
+  return -2
+end
+for i = q + 1, #KEYS do out[#out + 1] = claim(KEYS[i]) end
+for i = 1, q do
+  if want <= 0 then break end
+  local blobs = redis.pcall('LPOP', KEYS[i], want)
+  if type(blobs) == 'table' and not blobs.err then
+    want = want - #blobs
+    for _, blob in ipairs(blobs) do
+      local ok, call = pcall(cjson.decode, blob)
+      local meta = ok and type(call) == 'table' and call.metadata
+      local id = type(meta) == 'table' and meta.id
+      out[#out + 1] = i
+      out[#out + 1] = blob
+      if type(id) == 'string' and id ~= '' then out[#out + 1] = claim('rpc_expiry_key:' .. id) else out[#out + 1] = -3 end
+    end
+  end
+end
+return out`;
+
+/**
+ * Sends several RPC results in one command: `KEYS` = the result keys, `ARGV` = `<result blob>,
+ * <result ttl seconds>` per result. Per result, as the plain pipeline does, `LPUSH <key> <blob>`
+ * then `EXPIRE <key> <ttl>`; answers one reply per result: the `EXPIRE` reply, or the error
+ * that stopped that result.
+ */
+export const RPC_RESULTS_SCRIPT = `local out = {}
+for i = 1, #KEYS do
+  local r = redis.pcall('LPUSH', KEYS[i], ARGV[i * 2 - 1])
+  if type(r) == 'table' and r.err then
+    out[i] = r
+  else
+    out[i] = redis.pcall('EXPIRE', KEYS[i], ARGV[i * 2])
+  end
+end
+return out`;
+
 /** The result blob: `{"kwargs": {"result": ...}, "metadata": {error, id, rpc_message_id[, trace]}}`. */
 export function encodeResult(result: ResultMessage): string {
   requirePairs('an RPC result', 'id', result.id, 'rpc_message_id', result.rpcMessageId);

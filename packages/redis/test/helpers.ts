@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
-import { afterAll, afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { eventually } from '@lightbus/transport-test-suite';
 import { Redis } from 'ioredis';
 import { decodeEventFields, deadLetterKey } from '../src/index.js';
-import type { EventMessage } from '@lightbus/core';
+import type { EventMessage, Logger } from '@lightbus/core';
 
 /** Database 9 keeps our keys away from everyone else's. */
 export const REDIS_URL = process.env['LIGHTBUS_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379/9';
@@ -158,4 +159,50 @@ export function useTestCleanup(): { ids: string[]; closers: Array<() => Promise<
     await rawRedis().quit();
   });
   return { ids, closers };
+}
+
+/**
+ * A redis-server of the file's own on a free port (for tests that flush the script cache or
+ * change ACL users), started before the file's tests and killed after them. Read `url` and
+ * `admin` inside the tests. Only when {@link redisServerInstalled}.
+ */
+export function usePrivateRedis(): { url: string; admin: Redis } {
+  let server: ChildProcess | undefined;
+  const out = { url: '', admin: undefined as unknown as Redis };
+  beforeAll(async () => {
+    const port = await freePort();
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    out.url = `redis://127.0.0.1:${port}`;
+    out.admin = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+    out.admin.on('error', () => undefined); // refused until the server listens
+    await eventually(async () => (await out.admin.ping()) === 'PONG', 5000, 'redis-server to start');
+  }, 10_000);
+  afterAll(async () => {
+    out.admin?.disconnect();
+    const s = server;
+    if (s && s.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        s.once('exit', () => resolve());
+        s.kill('SIGKILL');
+      });
+    }
+  });
+  return out;
+}
+
+/** Calls of each command on the server so far (commandstats), e.g. `{ xadd: 250, evalsha: 1 }`. */
+export async function commandCalls(redis: Redis): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const m of (await redis.info('commandstats')).matchAll(/cmdstat_(\w+):calls=(\d+)/g)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/** Script calls (`EVALSHA` + `EVAL`) between two {@link commandCalls} readings. */
+export function scriptCalls(before: Record<string, number>, after: Record<string, number>): number {
+  return (after['evalsha'] ?? 0) + (after['eval'] ?? 0) - (before['evalsha'] ?? 0) - (before['eval'] ?? 0);
+}
+
+/** A logger that keeps its info, warn and error lines in `lines`. */
+export function capturingLogger(lines: string[]): Logger {
+  return { debug: () => undefined, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
 }

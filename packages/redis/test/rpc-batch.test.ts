@@ -1,0 +1,197 @@
+/**
+ * Under load, RPC writes and reads go as scripts: the calls of one tick as one `RPC_CALLS_SCRIPT`
+ * call, the results of one tick as one `RPC_RESULTS_SCRIPT` call, and a worker takes and claims
+ * a burst of calls with one `RPC_POP_CLAIM_SCRIPT` call. What a user and a Python peer depend on:
+ * Redis holds exactly what the plain commands write; every call is run at most once, expired
+ * ones never; every caller gets its own outcome; a flushed script cache, or a Redis that refuses
+ * scripts, changes nothing but the commands. On a Redis of our own (free port), since these tests
+ * flush the script cache and change ACL users. Skipped, visibly, when redis-server is missing.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { eventually, newContext } from '@lightbus/transport-test-suite';
+import { ErrorCodes, LightbusError, type Logger, type RpcMessage } from '@lightbus/core';
+import { createRedisResultTransport, createRedisRpcTransport, encodeCall, encodeResult, rpcExpiryKey, rpcQueueKey, type RedisTransportOptions } from '../src/index.js';
+import { capturingLogger, commandCalls, redisServerInstalled, scriptCalls, usePrivateRedis } from './helpers.js';
+
+const title = redisServerInstalled ? 'batched RPC writes and reads' : 'batched RPC writes and reads (SKIPPED: redis-server not found; apt-get install redis-server)';
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+function call(apiName: string, n: number): RpcMessage {
+  const id = randomUUID();
+  return { id, apiName, procedureName: 'echo', kwargs: { n, text: `héllo ✓ "${n}"` }, returnPath: `redis+key://${apiName}.echo:result:${id}` };
+}
+
+describe.skipIf(!redisServerInstalled)(title, () => {
+  const redis = usePrivateRedis();
+  const newApi = () => `rpcbatch_${randomUUID().slice(0, 8)}.api`;
+
+  /**
+   * `n` concurrent calls through a worker that echoes `n`; resolves with the results in call
+   * order. Closes both transports.
+   */
+  async function roundTrip(options: RedisTransportOptions, n: number, logger?: Logger): Promise<unknown[]> {
+    const api = newApi();
+    const ctx = logger ? { ...newContext('p1'), logger } : newContext('p1');
+    const rpc = createRedisRpcTransport(options, ctx);
+    const results = createRedisResultTransport(options, ctx);
+    const stop = new AbortController();
+    const served = (async () => {
+      for await (const m of rpc.consume([api], { signal: stop.signal })) {
+        void results.send(m.returnPath, { id: randomUUID(), rpcMessageId: m.id, error: false, result: m.kwargs['n'] });
+      }
+    })();
+    try {
+      return await Promise.all(
+        range(n).map(async (i) => {
+          const m = call(api, i);
+          const pending = await results.prepare(m);
+          try {
+            await rpc.call({ ...m, returnPath: pending.returnPath }, { timeoutMs: 5000 });
+            return (await pending.wait({ timeoutMs: 5000 })).result;
+          } finally {
+            await pending.cancel();
+          }
+        }),
+      );
+    } finally {
+      stop.abort();
+      await served;
+      await rpc.close();
+      await results.close();
+    }
+  }
+
+  it('sends the calls of one tick as one script call, leaving what SET + RPUSH per call leave', async () => {
+    const api = newApi();
+    const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
+    try {
+      const calls = range(40).map((n) => call(api, n));
+      const before = await commandCalls(redis.admin);
+      await Promise.all(calls.map((m) => rpc.call(m, { timeoutMs: 4500 })));
+      const after = await commandCalls(redis.admin);
+      expect(scriptCalls(before, after)).toBeGreaterThanOrEqual(1);
+      expect(scriptCalls(before, after)).toBeLessThanOrEqual(2); // EVALSHA, and EVAL where the server lacked it
+      expect((after['rpush'] ?? 0) - (before['rpush'] ?? 0)).toBe(40);
+      expect((after['set'] ?? 0) - (before['set'] ?? 0)).toBe(40);
+      // In order, byte for byte; every expiry key with the call's TTL (4.5 s rounds up to 5).
+      expect(await redis.admin.lrange(rpcQueueKey(api), 0, -1)).toEqual(calls.map((m) => encodeCall(m)));
+      for (const m of calls) {
+        expect(await redis.admin.get(rpcExpiryKey(m.id))).toBe('1');
+        expect(await redis.admin.ttl(rpcExpiryKey(m.id))).toBeGreaterThan(3);
+        expect(await redis.admin.ttl(rpcExpiryKey(m.id))).toBeLessThanOrEqual(5);
+      }
+      // A lone call goes as the plain commands.
+      const lone = await commandCalls(redis.admin);
+      await rpc.call(call(api, 99), { timeoutMs: 4500 });
+      expect(scriptCalls(lone, await commandCalls(redis.admin))).toBe(0);
+    } finally {
+      await rpc.close();
+    }
+  });
+
+  it('sends the results of one tick as one script call, each list holding its blob with the result TTL', async () => {
+    const api = newApi();
+    const results = createRedisResultTransport({ url: redis.url, result_ttl: 45 }, newContext('p1'));
+    try {
+      const sent = range(30).map((n) => ({ key: `${api}.echo:result:${randomUUID()}`, result: { id: randomUUID(), rpcMessageId: `c-${n}`, error: false, result: n } }));
+      const before = await commandCalls(redis.admin);
+      await Promise.all(sent.map(({ key, result }) => results.send(`redis+key://${key}`, result)));
+      const scripts = scriptCalls(before, await commandCalls(redis.admin));
+      expect(scripts).toBeGreaterThanOrEqual(1);
+      expect(scripts).toBeLessThanOrEqual(2); // EVALSHA, and EVAL where the server lacked it
+      for (const { key, result } of sent) {
+        expect(await redis.admin.lrange(key, 0, -1)).toEqual([encodeResult(result)]);
+        expect(await redis.admin.ttl(key)).toBeGreaterThan(40);
+      }
+    } finally {
+      await results.close();
+    }
+  });
+
+  it('takes and claims a burst in one script call: runs each live call once, drops expired and malformed ones', async () => {
+    const api = newApi();
+    const lines: string[] = [];
+    const rpc = createRedisRpcTransport({ url: redis.url }, { ...newContext('p1'), logger: capturingLogger(lines) });
+    const live = range(20).map((n) => call(api, n));
+    const expired = range(3).map((n) => call(api, 100 + n));
+    // Valid JSON nested deeper than Redis's cjson reads (1000): the script cannot read its id.
+    let deepValue: unknown = 'bottom';
+    for (let i = 0; i < 1100; i++) deepValue = [deepValue];
+    const deep = { ...call(api, 200), kwargs: { n: 200, deep: deepValue } };
+    const queue = rpcQueueKey(api);
+    for (const m of [...live.slice(0, 10), ...expired, deep, ...live.slice(10)]) {
+      if (!expired.includes(m)) await redis.admin.set(rpcExpiryKey(m.id), '1', 'EX', 30);
+      await redis.admin.rpush(queue, encodeCall(m));
+    }
+    await redis.admin.rpush(queue, 'not json at all');
+    const before = await commandCalls(redis.admin);
+    const got: RpcMessage[] = [];
+    const stop = new AbortController();
+    const loop = (async () => {
+      for await (const m of rpc.consume([api], { signal: stop.signal })) got.push(m);
+    })();
+    try {
+      await eventually(() => got.length === 21 && lines.some((l) => l.includes('malformed')), 5000, 'the live calls and the malformed one');
+      await new Promise((r) => setTimeout(r, 100)); // nothing else comes
+    } finally {
+      stop.abort();
+      await loop;
+      await rpc.close();
+    }
+    expect(got.map((m) => m.id).sort()).toEqual([...live, deep].map((m) => m.id).sort());
+    // In queue order, but the deep one (claimed with PTTL + DEL after the script's burst).
+    expect(got.filter((m) => m.id !== deep.id).map((m) => m.id)).toEqual(live.map((m) => m.id));
+    expect(got.find((m) => m.id === deep.id)!.kwargs).toEqual(deep.kwargs);
+    for (const m of got) expect(m.deadline! - Date.now()).toBeGreaterThan(25_000);
+    expect(lines.filter((l) => l.includes('malformed'))).toHaveLength(1);
+    expect(await redis.admin.llen(queue)).toBe(0);
+    for (const m of [...live, deep]) expect(await redis.admin.exists(rpcExpiryKey(m.id))).toBe(0);
+    // A BLPOP, then one script call (and EVAL, once) for the rest (the queue was full before the loop started).
+    expect(scriptCalls(before, await commandCalls(redis.admin))).toBeLessThanOrEqual(4);
+  });
+
+  it('still serves every call after the script cache was flushed (NOSCRIPT: loads them again)', async () => {
+    expect(await roundTrip({ url: redis.url }, 30)).toEqual(range(30));
+    await redis.admin.script('FLUSH');
+    expect(await roundTrip({ url: redis.url }, 30)).toEqual(range(30));
+  });
+
+  it('serves every call with plain commands when Redis refuses scripts to this user, saying so once per kind', async () => {
+    const user = `noscripts_${randomUUID().slice(0, 8)}`;
+    await redis.admin.call('ACL', 'SETUSER', user, 'on', '>pw-for-tests', '~*', '&*', '+@all', '-@scripting');
+    const lines: string[] = [];
+    try {
+      const options = { url: redis.url.replace('redis://', `redis://${user}:pw-for-tests@`) };
+      expect(await roundTrip(options, 40, capturingLogger(lines))).toEqual(range(40));
+    } finally {
+      await redis.admin.call('ACL', 'DELUSER', user);
+    }
+    expect(lines.filter((l) => l.includes('sending RPC calls as plain commands'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('sending RPC results as plain commands'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('reading RPC calls with LPOP'))).toHaveLength(1);
+  });
+
+  it('fails only the calls whose queue cannot take them; the others of the same tick are sent', async () => {
+    const good = newApi();
+    const bad = newApi();
+    const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
+    try {
+      await redis.admin.set(rpcQueueKey(bad), 'not a list');
+      const outcomes = await Promise.allSettled([...range(5).map((n) => rpc.call(call(good, n), { timeoutMs: 5000 })), ...range(5).map((n) => rpc.call(call(bad, n), { timeoutMs: 5000 }))]);
+      expect(outcomes.slice(0, 5).every((r) => r.status === 'fulfilled')).toBe(true);
+      for (const r of outcomes.slice(5)) {
+        expect(r.status).toBe('rejected');
+        const error = (r as PromiseRejectedResult).reason as LightbusError;
+        expect(LightbusError.isInstance(error)).toBe(true);
+        expect(error.code).toBe(ErrorCodes.TRANSPORT_ERROR);
+        expect(error.message).toMatch(/WRONGTYPE/);
+        expect(error.message).toMatch(/sending RPC/);
+      }
+      expect(await redis.admin.llen(rpcQueueKey(good))).toBe(5);
+    } finally {
+      await rpc.close();
+    }
+  });
+});
