@@ -131,21 +131,23 @@ interface TickBatch {
 const WIDE_COMMAND = 64;
 
 /**
- * The ioredis command for `command`, as `redis.call()` would build it (UTF-8 replies; we never
- * set a key prefix), less its cost on wide commands: ioredis's constructor copies the arguments
- * with `Array.prototype.flat()` (about 0.1 µs per argument, most of the client's cost of a
- * batch of events), and `call()` spreads them twice more. Every argument is made a string here,
- * which is all ioredis would do to them.
+ * An ioredis command built for our hot paths, where one command may carry a batch of events or
+ * calls (thousands of arguments). It is what `redis.call()` builds (UTF-8 replies; we never set a
+ * key prefix), less a cost of wide commands:
+ * ioredis's constructor copies the arguments with `Array.prototype.flat()` (about 0.1 µs per
+ * argument), and `call()` spreads them twice more: here they are copied once, as strings (all
+ * ioredis would do to them).
  */
-function toIoredisCommand(command: Command): IoredisCommand {
-  const built = new IoredisCommand(command[0], [], { replyEncoding: 'utf8' });
-  const args = new Array<string>(command.length - 1);
-  for (let i = 1; i < command.length; i++) {
-    const arg = command[i]!;
-    args[i - 1] = typeof arg === 'string' ? arg : String(arg);
+class WireCommand extends IoredisCommand {
+  constructor(command: Command) {
+    super(command[0], [], { replyEncoding: 'utf8' });
+    const args = new Array<string>(command.length - 1);
+    for (let i = 1; i < command.length; i++) {
+      const arg = command[i]!;
+      args[i - 1] = typeof arg === 'string' ? arg : String(arg);
+    }
+    this.args = args;
   }
-  built.args = args;
-  return built;
 }
 
 class IoredisCommandClient implements CommandClient {
@@ -172,7 +174,7 @@ class IoredisCommandClient implements CommandClient {
     if (command.length > WIDE_COMMAND && !this.cluster) {
       // A wide command (a batch of events or calls) is written on its own: built without the
       // per-argument passes of call(), and not worth joining the tick's auto-pipeline.
-      const built = toIoredisCommand(command);
+      const built = new WireCommand(command);
       (this.#client as Redis).sendCommand(built);
       return built.promise;
     }
@@ -207,7 +209,7 @@ class IoredisCommandClient implements CommandClient {
     const pipeline = this.#client.pipeline();
     // Pipeline.sendCommand is public on the class, though not on the type pipeline() returns.
     const queue = pipeline as unknown as { sendCommand(command: IoredisCommand): unknown };
-    for (const command of commands) queue.sendCommand(toIoredisCommand(command));
+    for (const command of commands) queue.sendCommand(new WireCommand(command));
     const replies = await pipeline.exec();
     if (!replies) throw new Error('The pipeline was not executed');
     return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
