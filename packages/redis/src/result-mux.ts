@@ -21,7 +21,7 @@
  * @module
  */
 import { sleep, type Logger } from '@lightbus/core';
-import { RedisScript, isRefusal, isReplyError, type CommandClient } from './client.js';
+import { RedisScript, isRefusal, isReplyError, type Command, type CommandClient, type PipelineReply } from './client.js';
 
 /** Seconds one multiplexed `BLPOP` blocks before it is issued again. */
 const BLOCK_SECONDS = 5;
@@ -243,24 +243,47 @@ export class ResultMultiplexer {
         this.#missing = false;
         this.#unblockMisses = 0;
         this.#blocking = ++this.#generation;
-        let reply: unknown;
+        // With scripts, the sweep of every watched key is queued right behind the BLPOP: Redis
+        // runs it the moment the BLPOP answers, so a burst of results comes back in one round
+        // trip (the key the BLPOP popped is simply empty for the sweep).
+        const sweep = this.#scripts ? SWEEP.command(keys, []) : undefined;
+        let replies: PipelineReply[] | typeof HUNG;
         try {
-          reply = await withTimeout(conn.send(['BLPOP', ...keys, BLOCK_SECONDS]), BLOCK_SECONDS * 1000 + HANG_GRACE_MS);
+          const blpop: Command = ['BLPOP', ...keys, BLOCK_SECONDS];
+          replies = await withTimeout(sweep ? conn.pipeline([blpop, sweep]) : conn.pipeline([blpop]), BLOCK_SECONDS * 1000 + HANG_GRACE_MS);
         } finally {
           this.#blocking = 0;
         }
-        if (reply === HUNG) throw new Error(`no answer to BLPOP within ${BLOCK_SECONDS * 1000 + HANG_GRACE_MS} ms`);
-        failures = 0;
-        if (!reply) continue; // timed out, or CLIENT UNBLOCK: issue it again with the current keys
-        const [key, blob] = reply as [string, string];
-        // Results usually come in bursts (a worker writes those of one batch together): collect
-        // the rest first, then hand out all of them at once, so that their callers' next calls
-        // leave together too (one write, one batch for the worker) instead of this one alone.
-        try {
-          await this.#sweep(conn, key);
-        } finally {
-          this.#deliver(key, blob);
+        if (replies === HUNG) throw new Error(`no answer to BLPOP within ${BLOCK_SECONDS * 1000 + HANG_GRACE_MS} ms`);
+        const [popped, swept] = replies as [PipelineReply, PipelineReply | undefined];
+        const reply = popped.ok ? (popped.value as [string, string] | null) : null;
+        if (reply && !swept) {
+          // Without scripts: collect the rest of the burst now, in a second round trip.
+          failures = 0;
+          try {
+            await this.#sweep(conn, reply[0]);
+          } finally {
+            this.#deliver(reply[0], reply[1]);
+          }
+          continue;
         }
+        // What the sweep found (it ran whatever the BLPOP answered; it also finds a key that is
+        // not a list), then the BLPOP's result: handed out at once, so that their callers' next
+        // calls leave together too (one write, one batch for the worker), not one of them alone.
+        let found: Array<[string, string]> = [];
+        let sweepError: Error | undefined;
+        if (swept) {
+          try {
+            found = await this.#sweepReply(conn, keys, swept);
+          } catch (error) {
+            sweepError = error instanceof Error ? error : new Error(String(error));
+          }
+        }
+        if (reply) this.#deliver(reply[0], reply[1]);
+        for (const [key, blob] of found) this.#deliver(key, blob);
+        if (sweepError !== undefined) throw sweepError;
+        if (!popped.ok && !(swept && isReplyError(popped.error, 'WRONGTYPE'))) throw popped.error;
+        failures = 0;
       } catch (error) {
         if (this.#host.closing.aborted || !this.#usable) break;
         if (isReplyError(error, 'WRONGTYPE') && this.#conn) {
@@ -319,12 +342,7 @@ export class ResultMultiplexer {
     if (keys.length === 0) return;
     if (this.#scripts) {
       try {
-        const found = (await SWEEP.run(conn, keys)) as Array<number | string>;
-        for (let i = 0; i + 1 < found.length; i += 2) {
-          const index = Number(found[i]);
-          if (index > 0) this.#deliver(keys[index - 1]!, String(found[i + 1]));
-          else this.#wrongType(keys[-index - 1]!);
-        }
+        for (const [key, blob] of this.#found(keys, await SWEEP.run(conn, keys))) this.#deliver(key, blob);
         return;
       } catch (error) {
         if (!isRefusal(error)) throw error;
@@ -337,6 +355,32 @@ export class ResultMultiplexer {
         if (typeof r.value === 'string') this.#deliver(keys[i]!, r.value);
       } else if (isReplyError(r.error, 'WRONGTYPE')) this.#wrongType(keys[i]!);
     });
+  }
+
+  /**
+   * The results of a sweep that was pipelined behind the `BLPOP`. When Redis lacked the script
+   * (`NOSCRIPT`), sweeps again with it loaded; when it refused it, sweeps with `LPOP`s from now on.
+   */
+  async #sweepReply(conn: CommandClient, keys: string[], reply: PipelineReply): Promise<Array<[string, string]>> {
+    if (reply.ok) return this.#found(keys, reply.value);
+    if (isReplyError(reply.error, 'NOSCRIPT') || isRefusal(reply.error)) {
+      if (!isReplyError(reply.error, 'NOSCRIPT')) this.#scripts = false;
+      await this.#sweep(conn, undefined);
+      return [];
+    }
+    throw reply.error;
+  }
+
+  /** The `[key, result]`s a sweep found; keys that are not lists are reported to their callers. */
+  #found(keys: string[], value: unknown): Array<[string, string]> {
+    const found = value as Array<number | string>;
+    const out: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < found.length; i += 2) {
+      const index = Number(found[i]);
+      if (index > 0) out.push([keys[index - 1]!, String(found[i + 1])]);
+      else this.#wrongType(keys[-index - 1]!);
+    }
+    return out;
   }
 
   /** The key is not a list: its caller gets a malformed-result error, and it is not watched again. */

@@ -6,7 +6,7 @@
  * @module
  */
 import { describeError, sleep, type RpcConsumeOptions, type RpcMessage, type RpcTransport, type TransportContext } from '@lightbus/core';
-import { RedisScript, checkReplies, isRefusal, wrapError, type Command, type CommandClient } from './client.js';
+import { RedisScript, checkReplies, isRefusal, isReplyError, wrapError, type Command, type CommandClient, type PipelineReply } from './client.js';
 import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import { TickBatcher } from './batch.js';
 import type { RedisTransportOptions } from './options.js';
@@ -29,6 +29,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   readonly #calls: TickBatcher;
   /** False on a cluster, and once Redis refused the pop-and-claim script: `LPOP`, `PTTL` + `DEL` then. */
   #popScript: boolean;
+  /** False once Redis refused `BLMOVE`: one queue is then read as several are (`BLPOP`). */
+  #moveWait = true;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -102,7 +104,21 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       while (!signal.aborted) {
         try {
           let claimed: RpcMessage[];
-          if (hot && this.#popScript) {
+          if (queues.length === 1 && this.#popScript && this.#moveWait) {
+            // One queue: wait and take a burst in one round trip (BLMOVE + the script).
+            if (!conn) {
+              conn = await this.acquireBlocking(signal);
+              connId = String(await conn.send(['CLIENT', 'ID']));
+            }
+            const taken = await abortable(this.#waitAndTake(conn, queues[0]!), giveUp.signal);
+            if (taken === ABORTED) break;
+            attempt = 0;
+            if (signal.aborted) {
+              pending = taken; // restored below: the call goes back with its expiry key
+              break;
+            }
+            claimed = taken;
+          } else if (hot && this.#popScript) {
             // Calls were waiting a moment ago: take and claim the next ones in one round trip.
             const taken = await abortable(this.#popAndClaim(rotate(queues, turn++), undefined), giveUp.signal);
             if (taken === ABORTED) break;
@@ -207,12 +223,10 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   /**
    * One {@link RPC_POP_CLAIM_SCRIPT} call: claims `first` (a call `BLPOP` gave us) and takes and
    * claims up to `rpc_batch_size` calls in all from `queues`. Returns the calls that may run, in
-   * order, and how many the script popped. A call whose id the script could not read is claimed
-   * with `PTTL` + `DEL`. When Redis refuses the script, turns it off (the loop then reads with
-   * `BLPOP`, `LPOP`, `PTTL` and `DEL`) and claims `first` that way.
+   * order, and how many the script popped. When Redis refuses the script, turns it off (the loop
+   * then reads with `BLPOP`, `LPOP`, `PTTL` and `DEL`) and claims `first` that way.
    */
   async #popAndClaim(queues: readonly string[], first: Popped | undefined): Promise<{ messages: RpcMessage[]; popped: number }> {
-    const messages: RpcMessage[] = [];
     let firstCall: RpcMessage | undefined;
     if (first) {
       try {
@@ -223,18 +237,65 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
     const keys = firstCall ? [...queues, rpcExpiryKey(firstCall.id)] : [...queues];
     const want = this.settings.rpcBatchSize - (first ? 1 : 0);
+    const reply = await this.#runPopClaim(keys, [String(queues.length), String(want)]);
+    if (reply === undefined) return { messages: first ? await this.#claim([first], first.queue) : [], popped: 0 };
+    return this.#claimed(reply, queues, firstCall);
+  }
+
+  /**
+   * Waits for calls on one queue and takes them in one round trip: `BLMOVE {queue} {queue} LEFT
+   * LEFT <timeout>` (which blocks until the queue holds a call, and leaves it where it was), with
+   * an {@link RPC_POP_CLAIM_SCRIPT} call pipelined behind it, which Redis runs as soon as the
+   * `BLMOVE` answers: it takes and claims up to `rpc_batch_size` calls. Returns the calls that
+   * may run, in order. When Redis refuses `BLMOVE` or the script, turns that off (logged once)
+   * and returns what the script took: the loop then reads as it does for several queues.
+   */
+  async #waitAndTake(conn: CommandClient, queue: string): Promise<RpcMessage[]> {
+    const seconds = (this.settings.blockMs / 1000).toFixed(3);
+    const args = ['1', String(this.settings.rpcBatchSize)];
+    const [moved, taken] = (await conn.pipeline([['BLMOVE', queue, queue, 'LEFT', 'LEFT', seconds], RPC_POP_CLAIM.command([queue], args)])) as [PipelineReply, PipelineReply];
+    // The script ran whatever the BLMOVE answered: what it took is ours to run (or to restore).
     let reply: unknown;
+    if (taken.ok) reply = taken.value;
+    else if (isReplyError(taken.error, 'NOSCRIPT')) reply = await this.#runPopClaim([queue], args);
+    else if (isRefusal(taken.error)) reply = this.#refusePopScript(taken.error);
+    else throw taken.error;
+    const messages = reply === undefined ? [] : (await this.#claimed(reply, [queue], undefined)).messages;
+    if (!moved.ok) {
+      if (isRefusal(moved.error)) {
+        if (this.#moveWait) this.context.logger.info(`Redis refused BLMOVE (${describeError(moved.error)}); waiting for RPC calls with BLPOP from now on.`);
+        this.#moveWait = false;
+      } else if (messages.length === 0) throw moved.error;
+    }
+    return messages;
+  }
+
+  /** Runs {@link RPC_POP_CLAIM_SCRIPT}; undefined when Redis refused it (now turned off). */
+  async #runPopClaim(keys: string[], args: string[]): Promise<unknown> {
     try {
-      reply = await RPC_POP_CLAIM.run(this.redis, keys, [String(queues.length), String(want)]);
+      return await RPC_POP_CLAIM.run(this.redis, keys, args);
     } catch (error) {
       if (!isRefusal(error)) throw error;
-      if (this.#popScript) this.context.logger.info(`Redis refused a script (${describeError(error)}); reading RPC calls with LPOP, PTTL and DEL from now on.`);
-      this.#popScript = false;
-      return { messages: first ? await this.#claim([first], first.queue) : [], popped: 0 };
+      return this.#refusePopScript(error);
     }
+  }
+
+  #refusePopScript(error: unknown): undefined {
+    if (this.#popScript) this.context.logger.info(`Redis refused a script (${describeError(error)}); reading RPC calls with LPOP, PTTL and DEL from now on.`);
+    this.#popScript = false;
+    return undefined;
+  }
+
+  /**
+   * The calls of a {@link RPC_POP_CLAIM_SCRIPT} reply that may run, in order (expired ones are
+   * dropped, malformed ones reported and dropped), and how many it popped. A call whose id the
+   * script could not read is claimed with `PTTL` + `DEL`.
+   */
+  async #claimed(reply: unknown, queues: readonly string[], firstCall: RpcMessage | undefined): Promise<{ messages: RpcMessage[]; popped: number }> {
     if (!Array.isArray(reply) || (reply.length - (firstCall ? 1 : 0)) % 3 !== 0) {
       throw new Error(`Redis answered the RPC pop script with ${describeError(reply).slice(0, 80)} instead of claims and calls`);
     }
+    const messages: RpcMessage[] = [];
     const now = Date.now();
     const keep = (message: RpcMessage, claim: number) => {
       if (claim === CLAIM_EXPIRED) {
