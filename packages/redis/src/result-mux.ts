@@ -4,9 +4,10 @@
  * Each call's result arrives in its own list (`{api}.{proc}:result:{id}`, the Python wire
  * format). Instead of one `BLPOP` per waiting call, each on its own connection, the multiplexer
  * keeps one blocking connection per transport and issues `BLPOP key1 key2 ... keyN <seconds>`
- * over every key being waited for. When it answers, the other keys are swept in one round trip
- * (one `EVALSHA` of a script that `LPOP`s each, or a pipeline of `LPOP`s where scripts are
- * refused): results of a burst arrive together. Then the loop blocks again.
+ * over every key being waited for, with a script that `LPOP`s each of them pipelined behind it:
+ * Redis runs it as soon as the `BLPOP` answers, so the results of a burst arrive together, in
+ * one round trip, and are handed out together. (Where scripts are refused, a pipeline of `LPOP`s
+ * follows in a second round trip.) Then the loop blocks again.
  *
  * A key added while the `BLPOP` is blocked must not wait behind it: the transport's command
  * connection sends `CLIENT UNBLOCK <id>` (at most one per event-loop turn), the `BLPOP` returns

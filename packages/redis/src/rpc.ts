@@ -70,14 +70,18 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   }
 
   /**
-   * Yields calls to the given APIs until the signal aborts. One blocking connection per loop:
-   * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>` (on a cluster, one BLPOP per queue
-   * in turn), then one {@link RPC_POP_CLAIM_SCRIPT} call that claims it and takes and claims up
-   * to `rpc_batch_size - 1` more; while calls keep coming, the next burst is taken by that script
-   * alone, without a `BLPOP`. A claim is `PTTL` + `DEL rpc_expiry_key:{id}`: a call whose key was
-   * already gone has expired and is dropped silently; the key's remaining TTL becomes its
-   * deadline. On a cluster, or where Redis refuses scripts, the same commands go as pipelines
-   * (`PTTL` + `DEL`, with an `LPOP {queue} <n>` that drains a burst).
+   * Yields calls to the given APIs until the signal aborts, on one blocking connection per loop.
+   * One queue: `BLMOVE {queue} {queue} LEFT LEFT <timeout>` (blocks until a call is there, and
+   * leaves it in place) with one {@link RPC_POP_CLAIM_SCRIPT} call pipelined behind it, which
+   * takes and claims up to `rpc_batch_size` calls: a burst costs one round trip. Several queues:
+   * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>`, then one script call that claims
+   * that call and takes and claims up to `rpc_batch_size - 1` more; while calls keep coming, the
+   * next burst is taken by the script alone. A claim is `PTTL` + `DEL rpc_expiry_key:{id}`: a
+   * call whose key was already gone has expired and is dropped silently; the key's remaining TTL
+   * becomes its deadline. On a cluster (one `BLPOP` per queue in turn), or where Redis refuses
+   * scripts, the same commands go as pipelines (`PTTL` + `DEL`, with an `LPOP {queue} <n>` that
+   * drains a burst). Calls taken and not yet yielded when the loop stops go back to the head of
+   * their queue, with their expiry keys.
    */
   async *consume(apiNames: readonly string[], options: RpcConsumeOptions): AsyncIterable<RpcMessage> {
     const signal = AbortSignal.any([options.signal, this.closing.signal]);

@@ -152,6 +152,65 @@ describe.skipIf(!redisServerInstalled)(title, () => {
     expect(scriptCalls(before, await commandCalls(redis.admin))).toBeLessThanOrEqual(4);
   });
 
+  it('a consumer that stops after one call puts back the calls it took, each with its expiry key', async () => {
+    const api = newApi();
+    const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
+    const calls = range(40).map((n) => call(api, n));
+    for (const m of calls) {
+      await redis.admin.set(rpcExpiryKey(m.id), '1', 'EX', 30);
+      await redis.admin.rpush(rpcQueueKey(api), encodeCall(m));
+    }
+    const first: RpcMessage[] = [];
+    try {
+      const stop = new AbortController();
+      for await (const m of rpc.consume([api], { signal: stop.signal })) {
+        first.push(m);
+        break; // the loop took a burst (up to rpc_batch_size): the rest must go back
+      }
+      // A second consumer gets every other call, once, in order.
+      const rest: RpcMessage[] = [];
+      const loop = (async () => {
+        for await (const m of rpc.consume([api], { signal: stop.signal })) rest.push(m);
+      })();
+      await eventually(() => rest.length === 39, 5000, 'the 39 calls put back');
+      await new Promise((r) => setTimeout(r, 100));
+      stop.abort();
+      await loop;
+      expect(first.map((m) => m.id)).toEqual([calls[0]!.id]);
+      expect(rest.map((m) => m.id)).toEqual(calls.slice(1).map((m) => m.id));
+      for (const m of rest) expect(m.deadline! - Date.now()).toBeGreaterThan(20_000);
+    } finally {
+      await rpc.close();
+    }
+  });
+
+  it('serves bursts on several queues from one loop, each call once', async () => {
+    const apis = [newApi(), newApi()];
+    const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
+    const got: RpcMessage[] = [];
+    const stop = new AbortController();
+    const loop = (async () => {
+      for await (const m of rpc.consume(apis, { signal: stop.signal })) got.push(m);
+    })();
+    try {
+      const sent: RpcMessage[] = [];
+      for (let burst = 0; burst < 5; burst++) {
+        const calls = range(30).map((n) => call(apis[n % 2]!, burst * 100 + n));
+        sent.push(...calls);
+        await Promise.all(calls.map((m) => rpc.call(m, { timeoutMs: 5000 })));
+      }
+      await eventually(() => got.length === sent.length, 5000, 'every call');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got.map((m) => m.id).sort()).toEqual(sent.map((m) => m.id).sort());
+      // Per queue, in the order sent.
+      for (const api of apis) expect(got.filter((m) => m.apiName === api).map((m) => m.id)).toEqual(sent.filter((m) => m.apiName === api).map((m) => m.id));
+    } finally {
+      stop.abort();
+      await loop;
+      await rpc.close();
+    }
+  });
+
   it('still serves every call after the script cache was flushed (NOSCRIPT: loads them again)', async () => {
     expect(await roundTrip({ url: redis.url }, 30)).toEqual(range(30));
     await redis.admin.script('FLUSH');
