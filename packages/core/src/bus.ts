@@ -1007,7 +1007,9 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       return;
     }
     try {
-      const transport = await this.#resultTransportFor(message);
+      // Usually the API's own result transport, already built: no await to find it.
+      const own = this.#built(message.apiName, 'result');
+      const transport = own && writesTo(own, message.returnPath) ? own : await this.#resultTransportFor(message);
       await transport.send(message.returnPath, result, { rpc: message });
     } catch (error) {
       this.logger.error(`Could not send the result of ${label} to ${message.returnPath}: ${describeError(error)}`, { id: message.id });
@@ -1017,7 +1019,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   async #resultTransportFor(message: RpcMessage): Promise<ResultTransport> {
     const scheme = message.returnPath.split('://')[0] ?? '';
     const own = await this.transport(message.apiName, 'result');
-    if (own.capabilities.schemes.includes(scheme)) return own;
+    if (writesTo(own, message.returnPath)) return own;
     for (const name of ['default', ...Object.keys(this.config.apis ?? {})]) {
       const candidate = await this.transport(name, 'result');
       if (candidate.capabilities.schemes.includes(scheme)) return candidate;
@@ -1151,3 +1153,10 @@ export function createBus<const Apis extends readonly AnyApi[] = []>(options: Cr
 /** The same as {@link createBus}, for those who write `lightbus.create()` as in Python. */
 export const lightbus = { create: createBus };
 
+/** True when `transport` writes to return paths of the scheme `returnPath` starts with. */
+function writesTo(transport: ResultTransport, returnPath: string): boolean {
+  for (const scheme of transport.capabilities.schemes) {
+    if (returnPath.startsWith(scheme) && returnPath.startsWith('://', scheme.length)) return true;
+  }
+  return false;
+}
