@@ -178,7 +178,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   readonly #validator = new SchemaValidator();
   readonly #transports: TransportRegistry;
   readonly #inFlight = new Set<Promise<unknown>>();
-  /** Events being handled or settled (counted, not tracked as promises: one less per event). */
+  /** Events being handled or settled and RPCs being served (counted, not tracked as promises: one less per message). */
   #handling = 0;
   readonly #handlingIdle = new Notifier();
   readonly #transportByApi = new Map<string, Promise<TransportByRole[TransportRole]>>();
@@ -953,8 +953,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         this.logger.info(`Serving RPCs`, { apis: apiNames });
         for await (const message of transport.consume(apiNames, { signal })) {
           attempt = 0;
-          await semaphore.acquire();
-          void this.#track(this.#serve(message).finally(() => semaphore.release()));
+          if (!semaphore.tryAcquire()) await semaphore.acquire();
+          void this.#serveCounted(message, semaphore);
           if (signal.aborted) break;
         }
         if (signal.aborted) break;
@@ -963,6 +963,22 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         if (signal.aborted) break;
         await this.#backOff(++attempt, `Serving RPCs for ${apiNames.join(', ')} failed`, error, signal);
       }
+    }
+  }
+
+  /**
+   * Serves one call holding a slot of `semaphore`, counted in {@link #handling} until settled
+   * (stop() and close() wait for it). One async function per call: no tracked promise.
+   */
+  async #serveCounted(message: RpcMessage, semaphore: Semaphore): Promise<void> {
+    this.#handling++;
+    try {
+      await this.#serve(message);
+    } catch (error) {
+      this.logger.error(`Serving RPC ${message.apiName}.${message.procedureName}() failed: ${describeError(error)}`, { id: message.id });
+    } finally {
+      semaphore.release();
+      if (--this.#handling === 0) this.#handlingIdle.notify();
     }
   }
 
