@@ -14,6 +14,8 @@ import { CLAIM_EXPIRED, CLAIM_UNREAD, RPC_CALLS_SCRIPT, RPC_POP_CLAIM_SCRIPT, de
 
 const RPC_CALLS = new RedisScript(RPC_CALLS_SCRIPT);
 const RPC_POP_CLAIM = new RedisScript(RPC_POP_CLAIM_SCRIPT);
+/** `BLMOVE` wake-ups that find the calls taken by someone else before a worker stops using `BLMOVE`. */
+const MAX_EMPTY_WAKES = 3;
 
 interface Popped {
   queue: string;
@@ -29,8 +31,13 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   readonly #calls: TickBatcher;
   /** False on a cluster, and once Redis refused the pop-and-claim script: `LPOP`, `PTTL` + `DEL` then. */
   #popScript: boolean;
-  /** False once Redis refused `BLMOVE`: one queue is then read as several are (`BLPOP`). */
+  /**
+   * False once Redis refused `BLMOVE`, or once other consumers were seen on the queue: one queue
+   * is then read as several are (`BLPOP`).
+   */
   #moveWait = true;
+  /** `BLMOVE` wake-ups that found the calls already taken by another consumer. */
+  #emptyWakes = 0;
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -252,7 +259,9 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
    * an {@link RPC_POP_CLAIM_SCRIPT} call pipelined behind it, which Redis runs as soon as the
    * `BLMOVE` answers: it takes and claims up to `rpc_batch_size` calls. Returns the calls that
    * may run, in order. When Redis refuses `BLMOVE` or the script, turns that off (logged once)
-   * and returns what the script took: the loop then reads as it does for several queues.
+   * and returns what the script took: the loop then reads as it does for several queues. It does
+   * the same once it has woken {@link MAX_EMPTY_WAKES} times to find the calls taken: other
+   * consumers read the queue, and `BLMOVE` (which leaves a call in place) wakes them all.
    */
   async #waitAndTake(conn: CommandClient, queue: string): Promise<RpcMessage[]> {
     const seconds = (this.settings.blockMs / 1000).toFixed(3);
@@ -264,12 +273,18 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     else if (isReplyError(taken.error, 'NOSCRIPT')) reply = await this.#runPopClaim([queue], args);
     else if (isRefusal(taken.error)) reply = this.#refusePopScript(taken.error);
     else throw taken.error;
-    const messages = reply === undefined ? [] : (await this.#claimed(reply, [queue], undefined)).messages;
+    const { messages, popped } = reply === undefined ? { messages: [], popped: 0 } : await this.#claimed(reply, [queue], undefined);
     if (!moved.ok) {
       if (isRefusal(moved.error)) {
         if (this.#moveWait) this.context.logger.info(`Redis refused BLMOVE (${describeError(moved.error)}); waiting for RPC calls with BLPOP from now on.`);
         this.#moveWait = false;
       } else if (messages.length === 0) throw moved.error;
+    } else if (moved.value !== null && popped === 0 && reply !== undefined && ++this.#emptyWakes >= MAX_EMPTY_WAKES && this.#moveWait) {
+      // A call was there, and someone else took it: other consumers (another worker, a Python
+      // one) read this queue. BLMOVE leaves a call in place, so every waiting consumer wakes for
+      // it; BLPOP wakes one. From now on, wait as for several queues.
+      this.context.logger.debug(`Other consumers read ${queue}: waiting for RPC calls with BLPOP from now on.`);
+      this.#moveWait = false;
     }
     return messages;
   }

@@ -211,6 +211,38 @@ describe.skipIf(!redisServerInstalled)(title, () => {
     }
   });
 
+  it('two workers on one queue: each call runs once, and they stop waking each other for nothing', async () => {
+    const api = newApi();
+    const lines: string[] = [];
+    const logger: Logger = { ...capturingLogger(lines), debug: (m) => lines.push(m) };
+    const caller = createRedisRpcTransport({ url: redis.url }, newContext('caller'));
+    const workers = [createRedisRpcTransport({ url: redis.url }, { ...newContext('w1'), logger }), createRedisRpcTransport({ url: redis.url }, { ...newContext('w2'), logger })];
+    const got: RpcMessage[][] = [[], []];
+    const stop = new AbortController();
+    const loops = workers.map(async (w, i) => {
+      for await (const m of w.consume([api], { signal: stop.signal })) got[i]!.push(m);
+    });
+    try {
+      const sent: RpcMessage[] = [];
+      for (let burst = 0; burst < 10; burst++) {
+        const calls = range(20).map((n) => call(api, burst * 100 + n));
+        sent.push(...calls);
+        await Promise.all(calls.map((m) => caller.call(m, { timeoutMs: 5000 })));
+        await eventually(() => got[0]!.length + got[1]!.length === sent.length, 5000, `burst ${burst}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const ids = [...got[0]!, ...got[1]!].map((m) => m.id);
+      expect(ids.sort()).toEqual(sent.map((m) => m.id).sort());
+      // BLMOVE leaves a call in place, so both workers woke for every burst; one of them found
+      // it taken each time, and after a few such wake-ups waits with BLPOP instead.
+      expect(lines.filter((l) => l.includes('Other consumers read'))).not.toHaveLength(0);
+    } finally {
+      stop.abort();
+      await Promise.all(loops);
+      await Promise.all([caller.close(), ...workers.map((w) => w.close())]);
+    }
+  });
+
   it('still serves every call after the script cache was flushed (NOSCRIPT: loads them again)', async () => {
     expect(await roundTrip({ url: redis.url }, 30)).toEqual(range(30));
     await redis.admin.script('FLUSH');
