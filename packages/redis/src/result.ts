@@ -219,8 +219,8 @@ export class RedisResultTransport extends RedisTransportBase implements ResultTr
 
   /**
    * Writes the result: `LPUSH {key} <blob>` and `EXPIRE {key} <result_ttl>` in one pipeline.
-   * Results sent in the same tick go as one {@link RPC_RESULTS_SCRIPT} call, which runs the same
-   * two commands per result.
+   * Results sent in the same tick go as one call of a script (`RPC_RESULTS_SCRIPT`) that runs
+   * the same two commands per result.
    */
   async send(returnPath: string, result: ResultMessage): Promise<void> {
     this.assertOpen();

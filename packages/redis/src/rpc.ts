@@ -53,7 +53,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
    * Sends one call: `SET rpc_expiry_key:{id} 1 EX <ttl>` then `RPUSH {api}:rpc_queue <blob>`, in
    * one pipeline (setting the key first closes the race where a worker pops the call before its
    * key exists). The TTL is the call's timeout in whole seconds, rounded up. Calls sent in the
-   * same tick go as one {@link RPC_CALLS_SCRIPT} call, which runs the same two commands per call.
+   * same tick go as one call of a script (`RPC_CALLS_SCRIPT`) that runs the same two commands
+   * per call.
    */
   async call(message: RpcMessage, options: { timeoutMs: number }): Promise<void> {
     this.assertOpen();
@@ -79,7 +80,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
   /**
    * Yields calls to the given APIs until the signal aborts, on one blocking connection per loop.
    * One queue: `BLMOVE {queue} {queue} LEFT LEFT <timeout>` (blocks until a call is there, and
-   * leaves it in place) with one {@link RPC_POP_CLAIM_SCRIPT} call pipelined behind it, which
+   * leaves it in place) with a script call (`RPC_POP_CLAIM_SCRIPT`) pipelined behind it, which
    * takes and claims up to `rpc_batch_size` calls: a burst costs one round trip. Several queues:
    * `BLPOP {api1}:rpc_queue {api2}:rpc_queue ... <timeout>`, then one script call that claims
    * that call and takes and claims up to `rpc_batch_size - 1` more; while calls keep coming, the
