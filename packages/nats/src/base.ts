@@ -33,6 +33,8 @@ export abstract class NatsTransportBase {
   #lease: Promise<ConnectionLease> | undefined;
   #nc: NatsConnection | undefined;
   readonly #role: string;
+  /** Publishes of this tick, made together at its end (see {@link publishAtTickEnd}). */
+  #outbox: Array<{ nc: NatsConnection; subject: string; data: Uint8Array; reply: string | undefined; resolve: () => void; reject: (error: unknown) => void }> = [];
 
   /**
    * @param role the role, for messages
@@ -75,6 +77,32 @@ export abstract class NatsTransportBase {
     }
     this.#nc = lease.nc;
     return lease.nc;
+  }
+
+  /**
+   * Publishes at the end of this tick, with every other publish of the tick. The NATS client
+   * writes what it buffered one microtask after the first publish, so publishes made from many
+   * async continuations (the results of a burst of calls, say) would each start a socket write
+   * of their own; made together, they share one. Resolves once handed to the client.
+   */
+  protected publishAtTickEnd(nc: NatsConnection, subject: string, data: Uint8Array, reply?: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#outbox.push({ nc, subject, data, reply, resolve, reject });
+      if (this.#outbox.length === 1) {
+        process.nextTick(() => {
+          const batch = this.#outbox;
+          this.#outbox = [];
+          for (const p of batch) {
+            try {
+              p.nc.publish(p.subject, p.data, p.reply === undefined ? undefined : { reply: p.reply });
+              p.resolve();
+            } catch (error) {
+              p.reject(error);
+            }
+          }
+        });
+      }
+    });
   }
 
   /** The connection when already open (lets a caller act without yielding to the event loop). */

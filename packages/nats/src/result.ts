@@ -159,7 +159,7 @@ export class NatsResultTransport extends NatsTransportBase implements ResultTran
     }
     const nc = this.openConnection ?? (await this.connection());
     try {
-      nc.publish(subject, encodeResult(result));
+      await this.publishAtTickEnd(nc, subject, encodeResult(result));
     } catch (error) {
       throw wrapError(`publishing the result of RPC ${result.rpcMessageId}`, error);
     }

@@ -39,7 +39,7 @@ export class NatsRpcTransport extends NatsTransportBase implements RpcTransport 
     const withDeadline = message.deadline === undefined ? { ...message, deadline: Date.now() + options.timeoutMs } : message;
     const reply = message.returnPath.startsWith(`${INBOX_SCHEME}://`) ? message.returnPath.slice(INBOX_SCHEME.length + 3) : undefined;
     try {
-      nc.publish(rpcSubject(this.resolved, message.apiName), encodeRpc(withDeadline), reply ? { reply } : undefined);
+      await this.publishAtTickEnd(nc, rpcSubject(this.resolved, message.apiName), encodeRpc(withDeadline), reply);
     } catch (error) {
       throw wrapError(`publishing RPC ${message.apiName}.${message.procedureName}()`, error, 'Check the NATS connection.');
     }
