@@ -189,8 +189,8 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   #published: Promise<void> | undefined;
   /** True once every registered API's schema is published (fire() then skips the check). */
   #publishedDone = false;
-  /** Transports already built, by role and API: read synchronously on the hot paths. */
-  readonly #builtTransports = new Map<string, TransportByRole[TransportRole]>();
+  /** Transports already built, by API then role: read synchronously (no key string to build) on the hot paths. */
+  readonly #builtTransports = new Map<string, Partial<TransportByRole>>();
   #state: 'idle' | 'starting' | 'running' | 'stopping' | 'closed' = 'idle';
   #startOptions: Required<StartOptions> = { rpcs: true, events: true, tasks: true };
   #workerController: AbortController | undefined;
@@ -652,7 +652,7 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
 
   /** The transport serving `role` for `apiName` when it is already built (read without an await on hot paths). */
   #built<R extends TransportRole>(apiName: string, role: R): TransportByRole[R] | undefined {
-    return this.#builtTransports.get(`${role}\u0000${apiName}`) as TransportByRole[R] | undefined;
+    return this.#builtTransports.get(apiName)?.[role];
   }
 
   /** The transport serving `role` for `apiName`, built on first use. */
@@ -665,7 +665,10 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       // A failed build is not cached: the next use tries again.
       transport.then(
         (built) => {
-          if (this.#transportByApi.get(key) === transport) this.#builtTransports.set(key, built);
+          if (this.#transportByApi.get(key) !== transport) return;
+          let roles = this.#builtTransports.get(apiName);
+          if (!roles) this.#builtTransports.set(apiName, (roles = {}));
+          roles[role] = built;
         },
         () => this.#transportByApi.delete(key),
       );
