@@ -287,6 +287,20 @@ describe('a node-redis v5 client', () => {
       break;
     }
     await expect(pending.wait({ timeoutMs: 3000 })).resolves.toMatchObject({ result: 'ok', rpcMessageId: 'c1' });
+    // A burst: the calls and the results of one tick go as script calls, the worker takes them
+    // with its claim script; node-redis carries those too.
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => results.prepare({ id: `b${i}`, apiName: api, procedureName: 'p' })));
+    await Promise.all(burst.map((p, i) => rpc.call({ id: `b${i}`, apiName: api, procedureName: 'p', kwargs: { i }, returnPath: p.returnPath }, { timeoutMs: 5000 })));
+    const serving = new AbortController();
+    const served = (async () => {
+      for await (const call of rpc.consume([api], { signal: serving.signal })) {
+        void results.send(call.returnPath, { id: `r-${call.id}`, rpcMessageId: call.id, error: false, result: call.kwargs['i'] });
+      }
+    })();
+    const got = await Promise.all(burst.map((p) => p.wait({ timeoutMs: 5000 })));
+    serving.abort();
+    await served;
+    expect(got.map((r) => r.result)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(client.isOpen).toBe(true); // a client we were given stays open
   });
 });
