@@ -1036,13 +1036,11 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
   }
 
   async #resultTransportFor(message: RpcMessage): Promise<ResultTransport> {
-    const scheme = message.returnPath.split('://')[0] ?? '';
-    const own = await this.transport(message.apiName, 'result');
-    if (writesTo(own, message.returnPath)) return own;
-    for (const name of ['default', ...Object.keys(this.config.apis ?? {})]) {
+    for (const name of [message.apiName, 'default', ...Object.keys(this.config.apis ?? {})]) {
       const candidate = await this.transport(name, 'result');
-      if (candidate.capabilities.schemes.includes(scheme)) return candidate;
+      if (writesTo(candidate, message.returnPath)) return candidate;
     }
+    const scheme = message.returnPath.split('://')[0] ?? '';
     throw new LightbusError(
       ErrorCodes.RETURN_PATH_UNSUPPORTED,
       `No result transport here can write to "${scheme}://" return paths. Configure a result_transport of that kind for API ${message.apiName}.`,

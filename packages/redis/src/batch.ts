@@ -11,7 +11,7 @@
  * @module
  */
 import { describeError, type Logger } from '@lightbus/core';
-import { checkReplies, isRefusal, isReplyError, type Command, type CommandClient, type RedisScript } from './client.js';
+import { checkReplies, isRefusal, type Command, type CommandClient, type RedisScript } from './client.js';
 
 /** One message's share of a batch. */
 interface Queued {
@@ -48,12 +48,13 @@ export interface TickBatcherOptions {
 export class TickBatcher {
   readonly #options: TickBatcherOptions;
   #queue: Queued[] = [];
-  /** False once Redis refused the script: plain commands from then on. */
-  #scripts = true;
+  /** False on a cluster (a message's keys may live on several nodes), and once Redis refused the script. */
+  #scripts: boolean;
 
   /** @param options see {@link TickBatcherOptions} */
   constructor(options: TickBatcherOptions) {
     this.#options = options;
+    this.#scripts = !options.redis.cluster;
   }
 
   /**
@@ -66,7 +67,6 @@ export class TickBatcher {
    * @param what names the write in errors, e.g. `sending RPC auth.login()`
    */
   write(keys: readonly string[], args: readonly string[], plain: readonly Command[], what: string): Promise<void> {
-    if (this.#options.redis.cluster) return this.#plain([{ keys, args, plain, what, resolve: noop, reject: noop }], true);
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ keys, args, plain, what, resolve, reject });
       if (this.#queue.length === 1) process.nextTick(() => void this.#flush());
@@ -86,14 +86,13 @@ export class TickBatcher {
   }
 
   /** The plain commands of every message, in one pipeline; each message settles on its own replies. */
-  async #plain(batch: readonly Queued[], direct = false): Promise<void> {
+  async #plain(batch: readonly Queued[]): Promise<void> {
     const commands: Command[] = [];
     for (const m of batch) commands.push(...m.plain);
     let replies;
     try {
-      replies = await this.#options.redis.pipeline(commands, { coalesce: true });
+      replies = await this.#options.redis.pipeline(commands);
     } catch (error) {
-      if (direct) throw error;
       for (const m of batch) m.reject(error);
       return;
     }
@@ -103,7 +102,6 @@ export class TickBatcher {
       try {
         checkReplies(mine, m.what);
       } catch (error) {
-        if (direct) throw error;
         m.reject(error);
         continue;
       }
@@ -122,7 +120,7 @@ export class TickBatcher {
     try {
       replies = await this.#options.script.run(this.#options.redis, keys, args);
     } catch (error) {
-      if (isRefusal(error) && !isReplyError(error, 'NOSCRIPT')) {
+      if (isRefusal(error)) {
         if (this.#scripts) this.#options.logger.info(`Redis refused a script (${describeError(error)}); sending ${this.#options.label} as plain commands from now on.`);
         this.#scripts = false;
         await this.#plain(batch);
@@ -138,8 +136,4 @@ export class TickBatcher {
       else m.resolve();
     });
   }
-}
-
-function noop(): void {
-  // settled by the caller's own await
 }

@@ -26,7 +26,7 @@ export interface CommandClient {
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
-  pipeline(commands: readonly Command[], options?: PipelineOptions): Promise<PipelineReply[]>;
+  pipeline(commands: readonly Command[]): Promise<PipelineReply[]>;
   /** A new, not yet connected connection of the same kind, for blocking commands. Owned by the caller. */
   duplicate(options?: DuplicateOptions): CommandClient;
   /** Connects (no-op when already connected). */
@@ -74,17 +74,6 @@ export interface DuplicateOptions {
   reconnect?: boolean;
 }
 
-/** Options of {@link CommandClient.pipeline}. */
-export interface PipelineOptions {
-  /**
-   * When other pipelines are in flight on the connection, send these commands in one pipeline
-   * with those of the other callers that coalesce in the same tick: more throughput when many
-   * callers write at once; a lone caller still writes at once. Each caller's commands stay
-   * together and in order.
-   */
-  coalesce?: boolean;
-}
-
 /** The last error each client emitted: the real reason behind a later "Connection is closed". */
 const lastErrors = new WeakMap<object, unknown>();
 
@@ -121,12 +110,6 @@ function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) =>
   });
 }
 
-/** Commands of several callers sent as one pipeline at the end of a tick. */
-interface TickBatch {
-  readonly commands: Command[];
-  readonly callers: Array<{ start: number; count: number; resolve: (replies: PipelineReply[]) => void; reject: (error: Error) => void }>;
-}
-
 /** Arguments above which {@link IoredisCommandClient.send} writes a command by itself. */
 const WIDE_COMMAND = 64;
 
@@ -152,10 +135,6 @@ class WireCommand extends IoredisCommand {
 
 class IoredisCommandClient implements CommandClient {
   readonly cluster: boolean;
-  /** Pipelines sent and not yet answered (decides whether to coalesce). */
-  #inFlight = 0;
-  /** The commands of callers that coalesce, sent together at the end of this tick. */
-  #tick: TickBatch | undefined;
   readonly #client: Redis | Cluster;
   readonly #owned: boolean;
   readonly #logger: Logger;
@@ -182,30 +161,13 @@ class IoredisCommandClient implements CommandClient {
     return this.#client.call(name, ...args);
   }
 
-  async pipeline(commands: readonly Command[], options: PipelineOptions = {}): Promise<PipelineReply[]> {
+  async pipeline(commands: readonly Command[]): Promise<PipelineReply[]> {
     if (this.cluster) {
       // Keys of one pipeline may live on several nodes: send each on its own; ioredis still
       // batches commands issued in the same tick per node when auto-pipelining is on.
       const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
       return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
     }
-    this.#inFlight++;
-    try {
-      if (options.coalesce && this.#inFlight > 1) {
-        // Others are writing too: join the commands issued in this tick, sent as one pipeline
-        // at the end of the tick (one write, one pipeline for many callers: cheaper than
-        // ioredis auto-pipelining, which settles a promise per command). A lone caller keeps
-        // its own pipeline: it is written at once, without waiting a tick.
-        return await this.#joinTick(commands);
-      }
-      return await this.#exec(commands);
-    } finally {
-      this.#inFlight--;
-    }
-  }
-
-  /** Sends `commands` as one explicit pipeline. */
-  async #exec(commands: readonly Command[]): Promise<PipelineReply[]> {
     const pipeline = this.#client.pipeline();
     // Pipeline.sendCommand is public on the class, though not on the type pipeline() returns.
     const queue = pipeline as unknown as { sendCommand(command: IoredisCommand): unknown };
@@ -213,31 +175,6 @@ class IoredisCommandClient implements CommandClient {
     const replies = await pipeline.exec();
     if (!replies) throw new Error('The pipeline was not executed');
     return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
-  }
-
-  /** Adds `commands` to the pipeline of this tick; resolves with their replies. */
-  #joinTick(commands: readonly Command[]): Promise<PipelineReply[]> {
-    let tick = this.#tick;
-    if (!tick) {
-      const created: TickBatch = { commands: [], callers: [] };
-      tick = this.#tick = created;
-      process.nextTick(() => {
-        this.#tick = undefined;
-        this.#exec(created.commands).then(
-          (replies) => {
-            for (const c of created.callers) c.resolve(replies.slice(c.start, c.start + c.count));
-          },
-          (error: unknown) => {
-            for (const c of created.callers) c.reject(toError(error));
-          },
-        );
-      });
-    }
-    const batch = tick;
-    return new Promise((resolve, reject) => {
-      batch.callers.push({ start: batch.commands.length, count: commands.length, resolve, reject });
-      for (const c of commands) batch.commands.push(c);
-    });
   }
 
   duplicate(options: DuplicateOptions = {}): CommandClient {

@@ -258,27 +258,17 @@ export class ResultMultiplexer {
         if (replies === HUNG) throw new Error(`no answer to BLPOP within ${BLOCK_SECONDS * 1000 + HANG_GRACE_MS} ms`);
         const [popped, swept] = replies as [PipelineReply, PipelineReply | undefined];
         const reply = popped.ok ? (popped.value as [string, string] | null) : null;
-        if (reply && !swept) {
-          // Without scripts: collect the rest of the burst now, in a second round trip.
-          failures = 0;
-          try {
-            await this.#sweep(conn, reply[0]);
-          } finally {
-            this.#deliver(reply[0], reply[1]);
-          }
-          continue;
-        }
-        // What the sweep found (it ran whatever the BLPOP answered; it also finds a key that is
-        // not a list), then the BLPOP's result: handed out at once, so that their callers' next
-        // calls leave together too (one write, one batch for the worker), not one of them alone.
+        // The rest of the burst: what the pipelined sweep found (it ran whatever the BLPOP
+        // answered, and finds a key that is not a list), or, without scripts, a sweep now (a
+        // second round trip). All handed out at once, so that their callers' next calls leave
+        // together too (one write, one batch for the worker), not one of them alone.
         let found: Array<[string, string]> = [];
         let sweepError: Error | undefined;
-        if (swept) {
-          try {
-            found = await this.#sweepReply(conn, keys, swept);
-          } catch (error) {
-            sweepError = error instanceof Error ? error : new Error(String(error));
-          }
+        try {
+          if (swept) found = await this.#sweepReply(conn, keys, swept);
+          else if (reply) found = await this.#sweep(conn, reply[0]);
+        } catch (error) {
+          sweepError = error instanceof Error ? error : new Error(String(error));
         }
         if (reply) this.#deliver(reply[0], reply[1]);
         for (const [key, blob] of found) this.#deliver(key, blob);
@@ -290,7 +280,10 @@ export class ResultMultiplexer {
         if (isReplyError(error, 'WRONGTYPE') && this.#conn) {
           // One of the keys is not a list: the sweep, which answers per key, finds it.
           const swept = await this.#sweep(this.#conn, undefined).then(
-            () => true,
+            (found) => {
+              for (const [key, blob] of found) this.#deliver(key, blob);
+              return true;
+            },
             () => false,
           );
           if (swept) continue;
@@ -333,29 +326,31 @@ export class ResultMultiplexer {
   }
 
   /**
-   * Pops every other watched key once, in one round trip: a burst of results is collected
-   * together. One `EVALSHA` of {@link SWEEP_SCRIPT} (which answers only the keys that had a
-   * result), or a pipeline of `LPOP`s where scripts are refused.
+   * Pops every other watched key once, in one round trip, and returns the `[key, result]`s found:
+   * a burst of results is collected together. One `EVALSHA` of {@link SWEEP_SCRIPT} (which answers
+   * only the keys that had a result), or a pipeline of `LPOP`s where scripts are refused. Keys
+   * that are not lists are reported to their callers.
    */
-  async #sweep(conn: CommandClient, skip: string | undefined): Promise<void> {
+  async #sweep(conn: CommandClient, skip: string | undefined): Promise<Array<[string, string]>> {
     const keys: string[] = [];
     for (const watch of this.#watches.values()) if (watch.key !== skip && watch.blob === undefined) keys.push(watch.key);
-    if (keys.length === 0) return;
+    if (keys.length === 0) return [];
     if (this.#scripts) {
       try {
-        for (const [key, blob] of this.#found(keys, await SWEEP.run(conn, keys))) this.#deliver(key, blob);
-        return;
+        return this.#found(keys, await SWEEP.run(conn, keys));
       } catch (error) {
         if (!isRefusal(error)) throw error;
         this.#scripts = false; // an ACL without EVAL: LPOP each key instead
       }
     }
+    const found: Array<[string, string]> = [];
     const replies = await conn.pipeline(keys.map((k) => ['LPOP', k] as const));
     replies.forEach((r, i) => {
       if (r.ok) {
-        if (typeof r.value === 'string') this.#deliver(keys[i]!, r.value);
+        if (typeof r.value === 'string') found.push([keys[i]!, r.value]);
       } else if (isReplyError(r.error, 'WRONGTYPE')) this.#wrongType(keys[i]!);
     });
+    return found;
   }
 
   /**
@@ -366,8 +361,7 @@ export class ResultMultiplexer {
     if (reply.ok) return this.#found(keys, reply.value);
     if (isReplyError(reply.error, 'NOSCRIPT') || isRefusal(reply.error)) {
       if (!isReplyError(reply.error, 'NOSCRIPT')) this.#scripts = false;
-      await this.#sweep(conn, undefined);
-      return [];
+      return this.#sweep(conn, undefined);
     }
     throw reply.error;
   }

@@ -112,17 +112,20 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
       setTimeout(() => giveUp.abort(), this.settings.blockMs + 500).unref();
     };
     signal.addEventListener('abort', onAbort, { once: true });
+    const blocking = async (): Promise<CommandClient> => {
+      if (!conn) {
+        conn = await this.acquireBlocking(signal);
+        connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
+      }
+      return conn;
+    };
     try {
       while (!signal.aborted) {
         try {
           let claimed: RpcMessage[];
           if (queues.length === 1 && this.#popScript && this.#moveWait) {
             // One queue: wait and take a burst in one round trip (BLMOVE + the script).
-            if (!conn) {
-              conn = await this.acquireBlocking(signal);
-              connId = String(await conn.send(['CLIENT', 'ID']));
-            }
-            const taken = await abortable(this.#waitAndTake(conn, queues[0]!), giveUp.signal);
+            const taken = await abortable(this.#waitAndTake(await blocking(), queues[0]!), giveUp.signal);
             if (taken === ABORTED) break;
             attempt = 0;
             if (signal.aborted) {
@@ -138,12 +141,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
             hot = taken.popped > 0;
             claimed = taken.messages;
           } else {
-            if (!conn) {
-              conn = await this.acquireBlocking(signal);
-              connId = this.redis.cluster ? undefined : String(await conn.send(['CLIENT', 'ID']));
-            }
             const keys = this.redis.cluster ? [queues[turn++ % queues.length]!] : queues;
-            const popped = await abortable(this.#pop(conn, keys), giveUp.signal);
+            const popped = await abortable(this.#pop(await blocking(), keys), giveUp.signal);
             if (popped === ABORTED) break;
             attempt = 0;
             if (popped.length === 0) continue;
@@ -199,17 +198,17 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
    * which are claimed in a second pipeline: a lone call costs one round trip after its BLPOP.
    */
   async #claim(popped: Popped[], drain?: string): Promise<RpcMessage[]> {
-    const decoded: Array<{ message: RpcMessage; popped: Popped }> = [];
+    const decoded: RpcMessage[] = [];
     for (const p of popped) {
       try {
-        decoded.push({ message: decodeCall(p.blob), popped: p });
+        decoded.push(decodeCall(p.blob));
       } catch (error) {
         this.#dropMalformed(p, error);
       }
     }
     const draining = drain !== undefined && this.settings.rpcBatchSize > 1;
     const commands: Command[] = draining ? [['LPOP', drain, this.settings.rpcBatchSize - 1]] : [];
-    for (const { message } of decoded) {
+    for (const message of decoded) {
       const key = rpcExpiryKey(message.id);
       commands.push(['PTTL', key], ['DEL', key]);
     }
@@ -218,16 +217,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     const more = draining ? ((replies.shift() as string[] | null) ?? []) : [];
     const now = Date.now();
     const out: RpcMessage[] = [];
-    decoded.forEach(({ message }, i) => {
-      const pttl = Number(replies[i * 2]);
-      const deleted = Number(replies[i * 2 + 1]);
-      if (deleted !== 1) {
-        this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
-        return;
-      }
-      if (pttl > 0) message.deadline = now + pttl; // decoded here: ours to complete
-      out.push(message);
-    });
+    decoded.forEach((message, i) => this.#keep(out, message, Number(replies[i * 2 + 1]) === 1 ? Number(replies[i * 2]) : CLAIM_EXPIRED, now));
     if (more.length > 0) out.push(...(await this.#claim(more.map((blob) => ({ queue: drain!, blob })))));
     return out;
   }
@@ -280,7 +270,7 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         if (this.#moveWait) this.context.logger.info(`Redis refused BLMOVE (${describeError(moved.error)}); waiting for RPC calls with BLPOP from now on.`);
         this.#moveWait = false;
       } else if (messages.length === 0) throw moved.error;
-    } else if (moved.value !== null && popped === 0 && reply !== undefined && ++this.#emptyWakes >= MAX_EMPTY_WAKES && this.#moveWait) {
+    } else if (this.#moveWait && moved.value !== null && popped === 0 && reply !== undefined && ++this.#emptyWakes >= MAX_EMPTY_WAKES) {
       // A call was there, and someone else took it: other consumers (another worker, a Python
       // one) read this queue. BLMOVE leaves a call in place, so every waiting consumer wakes for
       // it; BLPOP wakes one. From now on, wait as for several queues.
@@ -317,16 +307,8 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
     }
     const messages: RpcMessage[] = [];
     const now = Date.now();
-    const keep = (message: RpcMessage, claim: number) => {
-      if (claim === CLAIM_EXPIRED) {
-        this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
-        return;
-      }
-      if (claim > 0) message.deadline = now + claim; // decoded here: ours to complete
-      messages.push(message);
-    };
     let at = 0;
-    if (firstCall) keep(firstCall, Number(reply[at++]));
+    if (firstCall) this.#keep(messages, firstCall, Number(reply[at++]), now);
     let unread: Popped[] | undefined;
     for (; at < reply.length; at += 3) {
       const popped: Popped = { queue: queues[Number(reply[at]) - 1] ?? queues[0]!, blob: String(reply[at + 1]) };
@@ -342,10 +324,23 @@ export class RedisRpcTransport extends RedisTransportBase implements RpcTranspor
         this.#dropMalformed(popped, error);
         continue;
       }
-      keep(message, claim);
+      this.#keep(messages, message, claim, now);
     }
     if (unread) messages.push(...(await this.#claim(unread)));
     return { messages, popped: (reply.length - (firstCall ? 1 : 0)) / 3 };
+  }
+
+  /**
+   * Adds a claimed call to `out`, its deadline from the claim (the PTTL of its expiry key, in
+   * ms, or -1 for none); a call whose key was gone ({@link CLAIM_EXPIRED}) expired: dropped.
+   */
+  #keep(out: RpcMessage[], message: RpcMessage, claim: number, now: number): void {
+    if (claim === CLAIM_EXPIRED) {
+      this.context.logger.debug(`RPC ${message.apiName}.${message.procedureName}() expired before it was read; dropped`, { id: message.id });
+      return;
+    }
+    if (claim > 0) message.deadline = now + claim; // decoded here: ours to complete
+    out.push(message);
   }
 
   #dropMalformed(popped: Popped, error: unknown): void {
