@@ -57,9 +57,15 @@ interface Outgoing {
 
 /** Most entries one call of the XADD script carries. */
 const MAX_SCRIPT_ENTRIES = 500;
+/**
+ * Queued events that go out at once rather than at the end of the tick. Measured with 1,000 fires
+ * in flight: 100 gave 10–35% more events/s than one flush per tick (Redis and the client then
+ * work at the same time instead of in turn); 50 and 200 gained less.
+ */
+const EAGER_FLUSH_ENTRIES = 100;
 /** Entries with more fields than this go as plain XADDs (Lua's unpack() has a stack limit). */
 const MAX_SCRIPT_ENTRY_FIELDS = 1000;
-/** The XADD script, sent by SHA1 (see {@link XADD_MANY_SCRIPT}). */
+/** The XADD script, always sent by its source (see {@link XADD_MANY_SCRIPT}). */
 const XADD_MANY = new RedisScript(XADD_MANY_SCRIPT);
 
 /**
@@ -210,13 +216,16 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   /**
-   * Queues an entry; every entry queued before the next `process.nextTick` goes out in one round
-   * trip, whatever the client's auto-pipelining setting (many concurrent fires, one write).
+   * Queues an entry; entries queued before the next `process.nextTick` go out together, whatever
+   * the client's auto-pipelining setting (many concurrent fires, one write). A long burst goes
+   * out every `EAGER_FLUSH_ENTRIES` entries instead of all at the end of the tick, so Redis
+   * writes the first ones while the rest are still being encoded.
    */
   #enqueue(stream: string, fields: string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#outbox.push({ stream, fields, resolve, reject });
-      if (this.#outbox.length === 1) process.nextTick(() => void this.#flushOutbox());
+      const length = this.#outbox.push({ stream, fields, resolve, reject });
+      if (length === 1) process.nextTick(() => void this.#flushOutbox());
+      else if (length >= EAGER_FLUSH_ENTRIES) void this.#flushOutbox();
     });
   }
 
@@ -238,13 +247,20 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         batch[0]!.resolve(await this.redis.send(this.#xadd(batch[0]!)));
         return;
       }
-      await this.#sendEntries(batch, this.#scripts ? 'evalsha' : 'xadd');
+      await this.#sendEntries(batch, this.#scripts ? 'eval' : 'xadd');
     } catch (error) {
       for (const b of batch) b.reject(error);
     }
   }
 
-  async #sendEntries(batch: Outgoing[], mode: 'evalsha' | 'eval' | 'xadd'): Promise<void> {
+  /**
+   * `eval`: the script goes by its source (`EVAL`, never `EVALSHA`). Redis finds it in its script
+   * cache by SHA1 either way, for a few hundred bytes more per command; but `EVAL` cannot be
+   * answered `NOSCRIPT`. A `NOSCRIPT` retry would land its events after those of later flushes
+   * already in flight, so events fired in order would reach the stream out of order after a
+   * `SCRIPT FLUSH`, restart or failover.
+   */
+  async #sendEntries(batch: Outgoing[], mode: 'eval' | 'xadd'): Promise<void> {
     // What each command of the pipeline carries: one entry (XADD) or several (a script call).
     const groups: Outgoing[][] = [];
     const commands: Command[] = [];
@@ -277,27 +293,20 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
           const args: string[] = [this.#maxlen, String(chunk.length)];
           for (const entry of chunk) pushEventScriptArgs(entry.fields, args);
           groups.push(chunk);
-          commands.push(XADD_MANY.command([stream], args, mode === 'eval'));
+          commands.push(XADD_MANY.command([stream], args, true));
         }
       }
     }
     const replies = await this.redis.pipeline(commands);
     let retry: Outgoing[] | undefined;
-    let retryMode: 'eval' | 'xadd' = 'eval';
     groups.forEach((entries, i) => {
       const reply = replies[i]!;
       const scripted = commands[i]![0] !== 'XADD';
       if (!reply.ok) {
-        if (scripted && isReplyError(reply.error, 'NOSCRIPT')) {
-          // Not loaded on this server yet (or flushed, or a failover): EVAL loads it.
-          (retry ??= []).push(...entries);
-          return;
-        }
         if (scripted && isRefusal(reply.error)) {
           // Scripting is disabled or not permitted for this user: plain XADDs from now on.
           if (this.#scripts) this.context.logger.info(`Redis refused a script (${describeError(reply.error)}); sending events as one XADD each from now on.`);
           this.#scripts = false;
-          retryMode = 'xadd';
           (retry ??= []).push(...entries);
           return;
         }
@@ -316,15 +325,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         else e.reject(new Error(`Redis answered the event script with ${describeError(reply.value).slice(0, 80)} instead of one id per entry`));
       });
     });
-    if (retry) {
-      const next = this.#scripts ? retryMode : 'xadd';
-      if (next === mode) {
-        // EVAL answered NOSCRIPT: nothing sensible left to try.
-        for (const e of retry) e.reject(new Error('Redis answered NOSCRIPT to EVAL'));
-        return;
-      }
-      await this.#sendEntries(retry, next);
-    }
+    // Only scripted entries are retried, and only as plain XADDs: no loop.
+    if (retry) await this.#sendEntries(retry, 'xadd');
   }
 
 

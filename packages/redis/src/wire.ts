@@ -242,7 +242,7 @@ export function pushEventScriptArgs(fields: readonly string[], out: string[]): v
 }
 
 /**
- * Adds several entries to one stream in one command: `EVALSHA <sha> 1 {stream} <maxlen or "">
+ * Adds several entries to one stream in one command: `EVAL <script> 1 {stream} <maxlen or "">
  * <count> <entry args>...` (see {@link pushEventScriptArgs}). Each entry is an `XADD {stream}
  * [MAXLEN ~ <maxlen>] * id .. api_name .. event_name .. version .. :param json ...`, exactly what
  * sending them one by one writes; the reply holds one id (or error) per entry, as a pipeline's
