@@ -15,7 +15,7 @@ import { TARGETS, type TargetInfo } from './targets/index.js';
 const HELP = `Usage: pnpm bench [options]
 
   --transport LIST   memory,redis,nats,amqp (default: all)
-  --kind LIST        bus,raw,moleculer (default: all)
+  --kind LIST        bus,raw,raw-wire,moleculer (default: all)
   --target LIST      exact target ids, e.g. memory-bus,redis-raw (overrides --transport/--kind)
   --scenario LIST    events-bulk,events-serial,rpc-serial,rpc-concurrent (default: all)
   --runs N           runs per scenario; the median is reported (default 3)
@@ -63,7 +63,7 @@ export interface ScenarioSummary {
   target: string;
   /** Transport. */
   transport: string;
-  /** bus, raw or moleculer. */
+  /** bus, raw, raw-wire or moleculer. */
   kind: string;
   /** True for in-process targets (memory): client and worker share one process. */
   inProcess: boolean;
@@ -75,6 +75,11 @@ export interface ScenarioSummary {
   rate: number | null;
   /** Median rate of this target divided by the raw client's in the same scenario and transport. */
   ratioToRaw: number | null;
+  /**
+   * Median rate of this target divided by the raw client's speaking Lightbus's wire format by
+   * hand (`raw-wire`), same scenario and transport: what the bus adds on top of the protocol.
+   */
+  ratioToWire: number | null;
   /** Median p50 latency, ms. */
   p50Ms: number | null;
   /** Median p99 latency, ms. */
@@ -122,6 +127,7 @@ function summarize(target: TargetInfo, scenario: ScenarioName, count: number, ru
     count,
     rate: pick((r) => r.rate),
     ratioToRaw: null,
+    ratioToWire: null,
     p50Ms: pick((r) => r.p50Ms),
     p99Ms: pick((r) => r.p99Ms),
     clientCpuPct: pick((r) => r.clientCpuPct),
@@ -135,6 +141,10 @@ function summarize(target: TargetInfo, scenario: ScenarioName, count: number, ru
   };
 }
 
+function ratio(value: number | null): string {
+  return value === null ? '' : `${value.toFixed(2)}×`;
+}
+
 function fmt(value: number | null, digits = 0): string {
   if (value === null) return '-';
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -142,12 +152,13 @@ function fmt(value: number | null, digits = 0): string {
 
 /** The results as an aligned text table. */
 export function formatTable(rows: ScenarioSummary[]): string {
-  const header = ['target', 'scenario', 'rate/s', '×raw', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'w rss rest/after/peak MB', 'note'];
+  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'w rss rest/after/peak MB', 'note'];
   const lines = rows.map((r) => [
     r.target + (r.inProcess ? ' (in-process)' : ''),
     r.scenario,
     fmt(r.rate),
-    r.ratioToRaw === null ? '' : `${r.ratioToRaw.toFixed(2)}×`,
+    ratio(r.ratioToRaw),
+    ratio(r.ratioToWire),
     fmt(r.p50Ms, 2),
     fmt(r.p99Ms, 2),
     fmt(r.clientCpuPct),
@@ -170,13 +181,14 @@ export function formatTable(rows: ScenarioSummary[]): string {
 
 /** The results as a Markdown table (what bench/README.md shows). */
 export function formatMarkdown(rows: ScenarioSummary[]): string {
-  const header = ['target', 'scenario', 'rate/s', '×raw', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'worker RSS rest/after/peak MB'];
+  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'worker RSS rest/after/peak MB'];
   const lines = rows.map((r) =>
     [
       r.target + (r.inProcess ? ' (in-process)' : ''),
       r.scenario,
       fmt(r.rate) + (r.runs.some((x) => x.ops < r.count) ? ' (time-bound)' : '') + (r.failures.length > 0 ? ` (${r.failures.length} run(s) failed)` : ''),
-      r.ratioToRaw === null ? '' : `${r.ratioToRaw.toFixed(2)}×`,
+      ratio(r.ratioToRaw),
+      ratio(r.ratioToWire),
       fmt(r.p50Ms, 2),
       fmt(r.p99Ms, 2),
       fmt(r.clientCpuPct),
@@ -273,8 +285,11 @@ export async function main(argv: string[]): Promise<string | undefined> {
   }
   for (const row of rows) {
     if (row.kind === 'raw') continue;
-    const raw = rows.find((r) => r.kind === 'raw' && r.transport === row.transport && r.scenario === row.scenario);
+    const same = (kind: string) => rows.find((r) => r.kind === kind && r.transport === row.transport && r.scenario === row.scenario);
+    const raw = same('raw');
     if (raw?.rate && row.rate !== null) row.ratioToRaw = row.rate / raw.rate;
+    const wire = row.kind === 'raw-wire' ? undefined : same('raw-wire');
+    if (wire?.rate && row.rate !== null) row.ratioToWire = row.rate / wire.rate;
   }
   const table = formatTable(rows);
   console.log(`\n${table}\n`);

@@ -6,8 +6,12 @@
 /** The transports a target runs over. */
 export type TransportName = 'memory' | 'redis' | 'nats' | 'amqp';
 
-/** Who does the work: Lightbus (`bus`), the broker's client library by hand (`raw`), or Moleculer. */
-export type TargetKind = 'bus' | 'raw' | 'moleculer';
+/**
+ * Who does the work: Lightbus (`bus`), the broker's client library by hand (`raw`), the client
+ * library speaking Lightbus's own wire format by hand (`raw-wire`: what the protocol itself
+ * costs), or Moleculer.
+ */
+export type TargetKind = 'bus' | 'raw' | 'raw-wire' | 'moleculer';
 
 /** The scenarios; `soak` is the bulk-events scenario with a large count (only with `--events`). */
 export type ScenarioName = 'events-bulk' | 'events-serial' | 'rpc-serial' | 'rpc-concurrent' | 'soak';

@@ -24,6 +24,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { id: 'memory-bus', transport: 'memory', kind: 'bus', inProcess: true, load: async () => (await import('./bus.js')).busTarget('memory') },
   { id: 'redis-bus', transport: 'redis', kind: 'bus', load: async () => (await import('./bus.js')).busTarget('redis') },
   { id: 'redis-raw', transport: 'redis', kind: 'raw', load: async () => (await import('./raw-redis.js')).rawRedisTarget },
+  { id: 'redis-raw-wire', transport: 'redis', kind: 'raw-wire', load: async () => (await import('./raw-redis-wire.js')).rawRedisWireTarget },
   { id: 'redis-moleculer', transport: 'redis', kind: 'moleculer', load: async () => (await import('./moleculer.js')).moleculerTarget('redis') },
   { id: 'nats-bus', transport: 'nats', kind: 'bus', load: async () => (await import('./bus.js')).busTarget('nats') },
   { id: 'nats-raw', transport: 'nats', kind: 'raw', load: async () => (await import('./raw-nats.js')).rawNatsTarget },

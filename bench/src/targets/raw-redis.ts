@@ -36,7 +36,10 @@ export const rawRedisTarget: Target = {
     const loops: Promise<void>[] = [];
     return {
       async start(onEvent) {
-        await redis.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM');
+        await redis.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM').catch((error: unknown) => {
+          // A second worker of the same run (the group exists already) joins it.
+          if (!String(error).includes('BUSYGROUP')) throw error;
+        });
         loops.push(
           (async () => {
             while (running) {
