@@ -34,7 +34,7 @@ const HELP = `Usage: pnpm bench [options]
 
 /** Default counts per scenario. */
 const DEFAULT_COUNTS: Record<ScenarioName, number> = {
-  'events-bulk': 20_000,
+  'events-bulk': 100_000,
   'events-serial': 1000,
   'rpc-serial': 2000,
   'rpc-concurrent': 20_000,
@@ -50,7 +50,7 @@ const QUICK_COUNTS: Record<ScenarioName, number> = {
 
 /** Most messages sent to warm up before each measured run (a tenth of the count at most). */
 const WARMUP: Record<ScenarioName, number> = {
-  'events-bulk': 2000,
+  'events-bulk': 10_000,
   'events-serial': 100,
   'rpc-serial': 200,
   'rpc-concurrent': 1000,

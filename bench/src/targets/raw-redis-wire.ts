@@ -9,8 +9,8 @@
  *   with `JSON.parse`, one `XACK` per batch.
  * - RPC: the caller pipelines `SET rpc_expiry_key:{id} 1 EX 5` + `RPUSH {api}:rpc_queue <blob>`
  *   and waits on its own result key with `BLPOP` (one connection per call in flight, as the
- *   protocol's result keys are per call); the worker `BLPOP`s the queue, `DEL`s the expiry key
- *   and pipelines `LPUSH` + `EXPIRE` of the result.
+ *   protocol's result keys are per call); the worker runs 16 loops, each on its own connection,
+ *   that `BLPOP` the queue, `DEL` the expiry key and pipeline `LPUSH` + `EXPIRE` of the result.
  *
  * No validation, no retries, no dead letters: the floor a bus speaking this protocol cannot go
  * below with this client library.
@@ -22,6 +22,8 @@ import { cleanupRedisKeys } from './cleanup.js';
 
 const BATCH = 100;
 const MAXLEN = '100000';
+/** Worker loops popping calls at once (each waits on its own blocking connection). */
+const RPC_LOOPS = 16;
 
 function names(ctx: RunContext) {
   const api = `lbbench_${ctx.id}_wire.bench`;
@@ -47,7 +49,7 @@ export const rawRedisWireTarget: Target = {
     const n = names(ctx);
     const redis = new Redis(ctx.redisUrl);
     const eventsConn = new Redis(ctx.redisUrl);
-    const rpcConn = new Redis(ctx.redisUrl);
+    const rpcConns = Array.from({ length: RPC_LOOPS }, () => new Redis(ctx.redisUrl));
     let running = true;
     const loops: Promise<void>[] = [];
     return {
@@ -76,7 +78,7 @@ export const rawRedisWireTarget: Target = {
               await eventsConn.xack(n.stream, n.group, ...ids);
             }
           })(),
-          (async () => {
+          ...rpcConns.map(async (rpcConn) => {
             while (running) {
               let popped: [string, string] | null;
               try {
@@ -93,13 +95,13 @@ export const rawRedisWireTarget: Target = {
               const blob = JSON.stringify({ kwargs: { result: call.kwargs.n }, metadata: { error: false, id: randomUUID(), rpc_message_id: call.metadata.id } });
               await rpcConn.pipeline().lpush(key, blob).expire(key, 60).exec();
             }
-          })(),
+          }),
         );
       },
       async close() {
         running = false;
         eventsConn.disconnect();
-        rpcConn.disconnect();
+        for (const c of rpcConns) c.disconnect();
         await Promise.allSettled(loops);
         redis.disconnect();
       },
