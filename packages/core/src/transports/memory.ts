@@ -36,7 +36,10 @@ export interface MemoryTransportOptions {
   acknowledgement_timeout?: number;
   /** Seconds an unread RPC result is kept. Default 60. */
   result_ttl?: number;
-  /** Events kept per API stream; older ones are trimmed. Default 100000; `null` keeps all. */
+  /**
+   * Events kept per API stream, about: the oldest are trimmed once the stream is 1% longer (as
+   * Redis's `MAXLEN ~`). Default 100000; `null` keeps all.
+   */
   max_stream_length?: number | null;
 }
 
@@ -290,7 +293,9 @@ export class MemoryEventTransport implements EventTransport {
     if (this.#closing.signal.aborted) throw closedError('event');
     const stream = this.#broker.stream(message.apiName);
     stream.entries.push({ seq: stream.nextSeq++, time: Date.now(), message: structuredClone(message) });
-    if (this.#maxLength !== null && stream.entries.length > this.#maxLength) {
+    // Trimmed in steps of 1% of the maximum, as Redis's `MAXLEN ~` trims whole nodes: removing
+    // the oldest entry on every send would move the whole array each time.
+    if (this.#maxLength !== null && stream.entries.length >= this.#maxLength + Math.ceil(this.#maxLength / 100)) {
       stream.entries.splice(0, stream.entries.length - this.#maxLength);
     }
     stream.notifier.notify();
@@ -332,10 +337,10 @@ export class MemoryEventTransport implements EventTransport {
               batch.push(this.#received(stream, g, p, group));
             } else nextWake = Math.min(nextWake, dueAt);
           }
-          // 2. New entries.
-          while (batch.length < batchSize) {
-            const entry = stream.entries.find((e) => e.seq >= g.cursor);
-            if (!entry) break;
+          // 2. New entries (found by binary search: a scan from the start made reading a long
+          // stream quadratic).
+          for (let at = firstAtOrAfter(stream.entries, g.cursor); batch.length < batchSize && at < stream.entries.length; at++) {
+            const entry = stream.entries[at]!;
             g.cursor = entry.seq + 1;
             if (!wanted.has(`${entry.message.apiName}\u0000${entry.message.eventName}`)) continue; // not asked for: skip
             const p: PendingEntry = { entry, deliveries: 1, consumer, deliveredAt: now, availableAt: undefined };
@@ -412,6 +417,18 @@ export class MemoryEventTransport implements EventTransport {
   }
 }
 
+/** Index of the first entry whose `seq` is at least `seq` (entries are in ascending `seq` order), or `entries.length`. */
+function firstAtOrAfter(entries: readonly StreamEntry[], seq: number): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]!.seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function startCursor(stream: Stream, since: EventSubscription['since']): number {
   if (since === undefined || since === 'new') return stream.nextSeq;
   if (since === 'all') return 0;
@@ -462,7 +479,7 @@ export const memoryTransports: TransportPlugin<MemoryTransportOptions> = {
       broker: { type: 'string', minLength: 1, description: 'Transports with the same broker name share state.' },
       acknowledgement_timeout: { type: 'number', exclusiveMinimum: 0, description: 'Seconds before an unacknowledged event is redelivered.' },
       result_ttl: { type: 'number', exclusiveMinimum: 0, description: 'Seconds an unread RPC result is kept.' },
-      max_stream_length: { type: ['integer', 'null'], minimum: 1, description: 'Events kept per API; null keeps all.' },
+      max_stream_length: { type: ['integer', 'null'], minimum: 1, description: 'Events kept per API, about (trimmed in steps of 1%); null keeps all.' },
     },
   },
   createRpcTransport: (options) => new MemoryRpcTransport(options),
