@@ -90,6 +90,8 @@ export interface ScenarioSummary {
   workerCpuPct: number | null;
   /** Median CPU ms per 1000 messages, client + worker. */
   cpuMsPer1k: number | null;
+  /** Median Redis server CPU per message, µs (`INFO cpu`; Redis targets only). */
+  brokerUsPerMsg: number | null;
   /** Median worker RSS at rest, MB. */
   workerRssRestMb: number | null;
   /** Median worker RSS after the run, MB. */
@@ -133,6 +135,7 @@ function summarize(target: TargetInfo, scenario: ScenarioName, count: number, ru
     clientCpuPct: pick((r) => r.clientCpuPct),
     workerCpuPct: pick((r) => r.workerCpuPct),
     cpuMsPer1k: pick((r) => ((r.clientCpuMs + (r.workerCpuMs ?? 0)) / r.ops) * 1000),
+    brokerUsPerMsg: pick((r) => (r.brokerCpuMs === null ? null : (r.brokerCpuMs / r.ops) * 1000)),
     workerRssRestMb: mb(pick((r) => r.workerRssRest)),
     workerRssAfterMb: mb(pick((r) => r.workerRssAfter)),
     workerMaxRssMb: mb(pick((r) => r.workerMaxRss)),
@@ -152,7 +155,7 @@ function fmt(value: number | null, digits = 0): string {
 
 /** The results as an aligned text table. */
 export function formatTable(rows: ScenarioSummary[]): string {
-  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'w rss rest/after/peak MB', 'note'];
+  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'redis µs/msg', 'w rss rest/after/peak MB', 'note'];
   const lines = rows.map((r) => [
     r.target + (r.inProcess ? ' (in-process)' : ''),
     r.scenario,
@@ -164,6 +167,7 @@ export function formatTable(rows: ScenarioSummary[]): string {
     fmt(r.clientCpuPct),
     fmt(r.workerCpuPct),
     fmt(r.cpuMsPer1k, 1),
+    r.brokerUsPerMsg === null ? '' : fmt(r.brokerUsPerMsg, 1),
     `${fmt(r.workerRssRestMb)}/${fmt(r.workerRssAfterMb)}/${fmt(r.workerMaxRssMb)}`,
     [
       r.failures.length > 0 ? `${r.failures.length} failed: ${r.failures[0]}` : '',
@@ -181,7 +185,7 @@ export function formatTable(rows: ScenarioSummary[]): string {
 
 /** The results as a Markdown table (what bench/README.md shows). */
 export function formatMarkdown(rows: ScenarioSummary[]): string {
-  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'worker RSS rest/after/peak MB'];
+  const header = ['target', 'scenario', 'rate/s', '×raw', '×wire', 'p50 ms', 'p99 ms', 'cpu c%', 'cpu w%', 'cpu ms/1k', 'redis µs/msg', 'worker RSS rest/after/peak MB'];
   const lines = rows.map((r) =>
     [
       r.target + (r.inProcess ? ' (in-process)' : ''),
@@ -194,6 +198,7 @@ export function formatMarkdown(rows: ScenarioSummary[]): string {
       fmt(r.clientCpuPct),
       fmt(r.workerCpuPct),
       fmt(r.cpuMsPer1k, 1),
+      r.brokerUsPerMsg === null ? '' : fmt(r.brokerUsPerMsg, 1),
       `${fmt(r.workerRssRestMb)}/${fmt(r.workerRssAfterMb)}/${fmt(r.workerMaxRssMb)}`,
     ].join(' | '),
   );

@@ -4,6 +4,7 @@
  * CPU and memory, stops both, and cleans the broker.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { RunContext } from './common.js';
@@ -56,6 +57,23 @@ export interface RunResult {
   wallMs: number;
   /** True when the worker did not handle everything that was sent before the drain timeout. */
   incomplete: boolean;
+  /**
+   * CPU the Redis server used over the measured window, ms (`INFO cpu`, user + system, main
+   * thread and children): Redis targets only, else null. Server-wide: other clients of the same
+   * server count too.
+   */
+  brokerCpuMs: number | null;
+}
+
+/** The Redis server's CPU seconds so far (user + system), from `INFO cpu`. */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  let total = 0;
+  for (const key of ['used_cpu_sys', 'used_cpu_user']) {
+    const match = new RegExp(`^${key}:([\\d.]+)`, 'm').exec(info);
+    if (match) total += Number(match[1]);
+  }
+  return total;
 }
 
 /** Extra process options. */
@@ -151,6 +169,8 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
   const spec = (role: ChildSpec['role']): ChildSpec => ({ role, targetId: target.id, ctx, plan });
   const children: ChildHandle[] = [];
   const startTimeout = 30_000;
+  // Redis reports its own CPU: read before and after the measured window.
+  const broker = target.transport === 'redis' ? new Redis(urls.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined;
   try {
     let workerProc: ChildHandle;
     let clientProc: ChildHandle;
@@ -183,6 +203,7 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
     // worker could count the first measured events and then reset its count, and never drain.
     workerProc.send({ to: 'worker', type: 'go' });
     await workerProc.waitFor('worker', 'going', 15_000);
+    const cpu0 = broker ? await redisCpuSeconds(broker) : 0;
     clientProc!.send({ to: 'client', type: 'go' });
     const done = (await clientProc!.waitFor('client', 'done', plan.maxMs + 60_000)) as Extract<ChildMessage, { type: 'done' }>;
     const client: ClientResult = done.result;
@@ -196,6 +217,7 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
         incomplete = true;
       }
     }
+    const brokerCpuMs = broker ? ((await redisCpuSeconds(broker)) - cpu0) * 1000 : null;
     clientProc!.send({ to: 'client', type: 'stop' });
     await clientProc!.waitFor('client', 'closed', 15_000).catch(() => undefined);
     workerProc.send({ to: 'worker', type: 'stop' });
@@ -231,8 +253,10 @@ export async function runOnce(target: TargetInfo, plan: ScenarioPlan, urls: Brok
       workerMaxRss: stats.maxRss,
       wallMs: client.wallMs,
       incomplete,
+      brokerCpuMs,
     };
   } finally {
+    broker?.disconnect();
     await Promise.all(children.map((c) => c.end()));
     try {
       await (await loadTarget(target.id)).cleanup?.(ctx);

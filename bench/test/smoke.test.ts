@@ -26,6 +26,8 @@ interface Row {
   inProcess: boolean;
   rate: number | null;
   ratioToRaw: number | null;
+  ratioToWire: number | null;
+  brokerUsPerMsg: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
   clientCpuPct: number | null;
@@ -79,6 +81,10 @@ describe('pnpm bench --quick', () => {
       }
       // No raw baseline for memory; the raw rows are the baseline themselves.
       expect(row.ratioToRaw, where).toBeNull();
+      expect(row.ratioToWire, where).toBeNull();
+      // Redis reports its own CPU over the run; other brokers' rows have none.
+      if (row.target === 'redis-raw') expect(row.brokerUsPerMsg, where).toBeGreaterThan(0);
+      else expect(row.brokerUsPerMsg, where).toBeNull();
     }
     // The same document under its timestamped name.
     expect(stdout).toMatch(/Results: .*\.json/);
