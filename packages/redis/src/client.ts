@@ -21,7 +21,7 @@ export interface CommandClient {
   /** True when the client talks to a Redis Cluster (multi-key commands must stay in one slot). */
   readonly cluster: boolean;
   /** Sends one command and resolves with its reply; rejects with the client's error. */
-  send(command: Command): Promise<unknown>;
+  send(command: Command, options?: SendOptions): Promise<unknown>;
   /**
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
@@ -35,6 +35,17 @@ export interface CommandClient {
   close(): Promise<void>;
   /** Drops the connection at once (ends a blocking command). Only when owned. */
   destroy(): void;
+}
+
+/** Options of {@link CommandClient.send}. */
+export interface SendOptions {
+  /**
+   * Write the command at once instead of joining the client's auto-pipeline, which ioredis
+   * writes one event-loop turn later (`setImmediate`). For callers that already gathered the
+   * tick's commands themselves, where the wait only adds latency. Ignored on a cluster, and by
+   * node-redis clients (which write the commands of a tick together by themselves).
+   */
+  now?: boolean;
 }
 
 /** The node-redis v5 client surface we use (kept structural so `redis` stays optional). */
@@ -149,10 +160,11 @@ class IoredisCommandClient implements CommandClient {
     watchErrors(client, logger, where);
   }
 
-  send(command: Command): Promise<unknown> {
-    if (command.length > WIDE_COMMAND && !this.cluster) {
+  send(command: Command, options?: SendOptions): Promise<unknown> {
+    if ((command.length > WIDE_COMMAND || options?.now === true) && !this.cluster) {
       // A wide command (a batch of events or calls) is written on its own: built without the
-      // per-argument passes of call(), and not worth joining the tick's auto-pipeline.
+      // per-argument passes of call(), and not worth joining the tick's auto-pipeline. So is a
+      // command its caller wants written now.
       const built = new WireCommand(command);
       (this.#client as Redis).sendCommand(built);
       return built.promise;
@@ -253,7 +265,7 @@ class NodeRedisCommandClient implements CommandClient {
     watchErrors(client, logger, where);
   }
 
-  send(command: Command): Promise<unknown> {
+  send(command: Command, _options?: SendOptions): Promise<unknown> {
     return this.#client.sendCommand(command.map(String));
   }
 

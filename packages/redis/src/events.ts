@@ -244,7 +244,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     if (batch.length === 0) return;
     try {
       if (batch.length === 1) {
-        batch[0]!.resolve(await this.redis.send(this.#xadd(batch[0]!)));
+        // The tick is over: nothing else will join this write (ioredis's auto-pipeline would
+        // only delay it by an event-loop turn).
+        batch[0]!.resolve(await this.redis.send(this.#xadd(batch[0]!), { now: true }));
         return;
       }
       await this.#sendEntries(batch, this.#scripts ? 'eval' : 'xadd');
@@ -498,6 +500,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       while (!loop.signal.aborted) {
         try {
           conn ??= await this.acquireBlocking(loop.signal);
+          // Let the events just handed over run first: their handlers start in microtasks, and a
+          // socket write costs tens of microseconds (one event at a time, p50 fire → handler
+          // went from 0.46 to 0.35 ms on the bench machine; events in bulk unchanged).
+          await new Promise<void>((resolve) => process.nextTick(resolve));
+          if (loop.signal.aborted) break;
           const read = conn.send([
             'XREADGROUP', 'GROUP', loop.group, loop.consumer,
             'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
