@@ -19,8 +19,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { BenchCall, BenchEvent, ClientSide, RunContext, Target, WorkerSide } from '../common.js';
 import { cleanupRedisKeys } from './cleanup.js';
+import { joinGroup, readStream } from './raw-redis.js';
 
-const BATCH = 100;
 const MAXLEN = '100000';
 /** Worker loops popping calls at once (each waits on its own blocking connection). */
 const RPC_LOOPS = 16;
@@ -54,30 +54,9 @@ export const rawRedisWireTarget: Target = {
     const loops: Promise<void>[] = [];
     return {
       async start(onEvent) {
-        await redis.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM').catch((error: unknown) => {
-          // A second worker of the same run (the group exists already) joins it.
-          if (!String(error).includes('BUSYGROUP')) throw error;
-        });
+        await joinGroup(redis, n.stream, n.group);
         loops.push(
-          (async () => {
-            while (running) {
-              let reply: unknown;
-              try {
-                reply = await eventsConn.xreadgroup('GROUP', n.group, 'w', 'COUNT', BATCH, 'BLOCK', 500, 'STREAMS', n.stream, '>');
-              } catch (error) {
-                if (!running) return;
-                throw error;
-              }
-              if (!reply) continue;
-              const entries = (reply as [string, [string, string[]][]][])[0]![1];
-              const ids: string[] = [];
-              for (const [id, fields] of entries) {
-                ids.push(id);
-                onEvent(decodeParams(fields) as unknown as BenchEvent);
-              }
-              await eventsConn.xack(n.stream, n.group, ...ids);
-            }
-          })(),
+          readStream({ conn: eventsConn, stream: n.stream, group: n.group, running: () => running }, (fields) => onEvent(decodeParams(fields) as unknown as BenchEvent)),
           ...rpcConns.map(async (rpcConn) => {
             while (running) {
               let popped: [string, string] | null;

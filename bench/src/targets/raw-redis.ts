@@ -22,6 +22,48 @@ async function popBatch(redis: Redis, key: string): Promise<string[]> {
   return rest ? [first[1], ...rest] : [first[1]];
 }
 
+/** Where {@link readStream} reads. */
+export interface StreamReader {
+  /** Reads and acknowledges (blocking reads). */
+  conn: Redis;
+  stream: string;
+  group: string;
+  /** False once the worker stops. */
+  running: () => boolean;
+}
+
+/** Creates the consumer group at `$` (with the stream), or joins it when it exists. */
+export async function joinGroup(admin: Redis, stream: string, group: string): Promise<void> {
+  await admin.xgroup('CREATE', stream, group, '$', 'MKSTREAM').catch((error: unknown) => {
+    // A second worker of the same run (the group exists already) joins it.
+    if (!String(error).includes('BUSYGROUP')) throw error;
+  });
+}
+
+/**
+ * The read loop: `XREADGROUP COUNT 100 BLOCK 500` → `onEntry(fields)` per entry → one `XACK` per
+ * batch, until `running()` turns false.
+ */
+export async function readStream(r: StreamReader, onEntry: (fields: string[]) => void): Promise<void> {
+  while (r.running()) {
+    let reply: unknown;
+    try {
+      reply = await r.conn.xreadgroup('GROUP', r.group, 'w', 'COUNT', BATCH, 'BLOCK', 500, 'STREAMS', r.stream, '>');
+    } catch (error) {
+      if (!r.running()) return;
+      throw error;
+    }
+    if (!reply) continue;
+    const entries = (reply as [string, [string, string[]][]][])[0]![1];
+    const ids: string[] = [];
+    for (const [id, fields] of entries) {
+      ids.push(id);
+      onEntry(fields);
+    }
+    await r.conn.xack(r.stream, r.group, ...ids);
+  }
+}
+
 /** The raw ioredis target. */
 export const rawRedisTarget: Target = {
   id: 'redis-raw',
@@ -36,30 +78,9 @@ export const rawRedisTarget: Target = {
     const loops: Promise<void>[] = [];
     return {
       async start(onEvent) {
-        await redis.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM').catch((error: unknown) => {
-          // A second worker of the same run (the group exists already) joins it.
-          if (!String(error).includes('BUSYGROUP')) throw error;
-        });
+        await joinGroup(redis, n.stream, n.group);
         loops.push(
-          (async () => {
-            while (running) {
-              let reply: unknown;
-              try {
-                reply = await eventsConn.xreadgroup('GROUP', n.group, 'w', 'COUNT', BATCH, 'BLOCK', 500, 'STREAMS', n.stream, '>');
-              } catch (error) {
-                if (!running) return;
-                throw error;
-              }
-              if (!reply) continue;
-              const entries = (reply as [string, [string, string[]][]][])[0]![1];
-              const ids: string[] = [];
-              for (const [id, fields] of entries) {
-                ids.push(id);
-                onEvent(JSON.parse(fields[1]!) as BenchEvent);
-              }
-              await eventsConn.xack(n.stream, n.group, ...ids);
-            }
-          })(),
+          readStream({ conn: eventsConn, stream: n.stream, group: n.group, running: () => running }, (fields) => onEvent(JSON.parse(fields[1]!) as BenchEvent)),
           (async () => {
             while (running) {
               let items: string[];
