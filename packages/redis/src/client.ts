@@ -21,7 +21,7 @@ export interface CommandClient {
   /** True when the client talks to a Redis Cluster (multi-key commands must stay in one slot). */
   readonly cluster: boolean;
   /** Sends one command and resolves with its reply; rejects with the client's error. */
-  send(command: Command, options?: SendOptions): Promise<unknown>;
+  send(command: Command): Promise<unknown>;
   /**
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
@@ -35,17 +35,6 @@ export interface CommandClient {
   close(): Promise<void>;
   /** Drops the connection at once (ends a blocking command). Only when owned. */
   destroy(): void;
-}
-
-/** Options of {@link CommandClient.send}. */
-export interface SendOptions {
-  /**
-   * Write the command at once instead of joining the client's auto-pipeline, which ioredis
-   * writes one event-loop turn later (`setImmediate`). For callers that already gathered the
-   * tick's commands themselves, where the wait only adds latency. Ignored on a cluster, and by
-   * node-redis clients (which write the commands of a tick together by themselves).
-   */
-  now?: boolean;
 }
 
 /** The node-redis v5 client surface we use (kept structural so `redis` stays optional). */
@@ -160,15 +149,8 @@ class IoredisCommandClient implements CommandClient {
     watchErrors(client, logger, where);
   }
 
-  send(command: Command, options?: SendOptions): Promise<unknown> {
-    if ((command.length > WIDE_COMMAND || options?.now === true) && !this.cluster) {
-      // A wide command (a batch of events or calls) is written on its own: built without the
-      // per-argument passes of call(), and not worth joining the tick's auto-pipeline. So is a
-      // command its caller wants written now.
-      const built = new WireCommand(command);
-      (this.#client as Redis).sendCommand(built);
-      return built.promise;
-    }
+  send(command: Command): Promise<unknown> {
+    if (command.length > WIDE_COMMAND && !this.cluster) return this.#write(command);
     const [name, ...args] = command;
     return this.#client.call(name, ...args);
   }
@@ -180,6 +162,15 @@ class IoredisCommandClient implements CommandClient {
       const settled = await Promise.allSettled(commands.map((c) => this.send(c)));
       return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, value: s.value } : { ok: false, error: toError(s.reason) }));
     }
+    if (commands.length === 1) {
+      // One command: written at once, without building an ioredis Pipeline (callers gathered
+      // the tick's commands themselves; a lone one is often latency-bound, e.g. one event fired).
+      try {
+        return [{ ok: true, value: await this.#write(commands[0]!) }];
+      } catch (error) {
+        return [{ ok: false, error: toError(error) }];
+      }
+    }
     const pipeline = this.#client.pipeline();
     // Pipeline.sendCommand is public on the class, though not on the type pipeline() returns.
     const queue = pipeline as unknown as { sendCommand(command: IoredisCommand): unknown };
@@ -187,6 +178,16 @@ class IoredisCommandClient implements CommandClient {
     const replies = await pipeline.exec();
     if (!replies) throw new Error('The pipeline was not executed');
     return replies.map(([error, value]) => (error ? { ok: false, error } : { ok: true, value }));
+  }
+
+  /**
+   * Writes one command at once (not through ioredis's auto-pipeline, which writes one event-loop
+   * turn later), built without the per-argument passes of `call()`. Not on a cluster.
+   */
+  #write(command: Command): Promise<unknown> {
+    const built = new WireCommand(command);
+    (this.#client as Redis).sendCommand(built);
+    return built.promise;
   }
 
   duplicate(options: DuplicateOptions = {}): CommandClient {
@@ -265,7 +266,7 @@ class NodeRedisCommandClient implements CommandClient {
     watchErrors(client, logger, where);
   }
 
-  send(command: Command, _options?: SendOptions): Promise<unknown> {
+  send(command: Command): Promise<unknown> {
     return this.#client.sendCommand(command.map(String));
   }
 

@@ -243,12 +243,6 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     const batch = this.#outbox.splice(0);
     if (batch.length === 0) return;
     try {
-      if (batch.length === 1) {
-        // The tick is over: nothing else will join this write (ioredis's auto-pipeline would
-        // only delay it by an event-loop turn).
-        batch[0]!.resolve(await this.redis.send(this.#xadd(batch[0]!), { now: true }));
-        return;
-      }
       await this.#sendEntries(batch, this.#scripts ? 'eval' : 'xadd');
     } catch (error) {
       for (const b of batch) b.reject(error);

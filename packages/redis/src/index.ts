@@ -27,7 +27,7 @@ export { RedisResultTransport, createRedisResultTransport } from './result.js';
 export { RedisEventTransport, createRedisEventTransport } from './events.js';
 export { RedisSchemaTransport, createRedisSchemaTransport } from './schema.js';
 export { redisOptionsSchema, resolveOptions, type RedisTransportOptions, type ResolvedRedisOptions } from './options.js';
-export { DEFAULT_URL, type CommandClient, type Command, type PipelineReply, type SendOptions, type NodeRedisLike, type AcceptedClient } from './client.js';
+export { DEFAULT_URL, type CommandClient, type Command, type PipelineReply, type NodeRedisLike, type AcceptedClient } from './client.js';
 export {
   RETURN_PATH_SCHEME,
   rpcQueueKey,
