@@ -84,7 +84,8 @@ function entrySize(fields: readonly string[], limit: number): number {
 /** What a {@link StreamEvent} asks its transport to do. */
 interface Settler {
   ack(stream: string, group: string, id: string): Promise<void>;
-  retryLater(loop: Loop, stream: string, id: string, delayMs: number, deliveryCount: number): void;
+  /** Retries the event after `delayMs`; when its listener has stopped, hands it back to the group instead. */
+  retryLater(event: StreamEvent, delayMs: number): Promise<void>;
   deadLetter(loop: Loop, stream: string, id: string, fields: string[], error: string, deliveryCount: number): Promise<void>;
 }
 
@@ -99,6 +100,8 @@ class StreamEvent implements ReceivedEvent {
     readonly fields: string[],
     readonly message: EventMessage,
     readonly deliveryCount: number,
+    /** `performance.now()` when Redis delivered it to this consumer (read or claimed). */
+    readonly readAt: number,
   ) {}
 
   #settle(): boolean {
@@ -112,8 +115,7 @@ class StreamEvent implements ReceivedEvent {
   }
 
   nack({ delayMs }: { delayMs: number; error: unknown }): Promise<void> {
-    if (this.#settle()) this.settler.retryLater(this.loop, this.stream, this.position, Math.max(0, delayMs), this.deliveryCount);
-    return Promise.resolve();
+    return this.#settle() ? this.settler.retryLater(this, Math.max(0, delayMs)) : Promise.resolve();
   }
 
   async deadLetter(error: unknown): Promise<void> {
@@ -124,7 +126,7 @@ class StreamEvent implements ReceivedEvent {
 
 /** A batch on its way to the listener, with a hook called when it was handed over. */
 interface Ready {
-  events: ReceivedEvent[];
+  events: StreamEvent[];
   taken?: () => void;
 }
 
@@ -140,8 +142,8 @@ interface Loop {
   notifier: Notifier;
   /** The last id delivered per stream: where a group is recreated after NOGROUP. */
   lastIds: Map<string, string>;
-  /** Entries currently held by a nack timer (not reclaimed from ourselves meanwhile). */
-  timers: Set<NodeJS.Timeout>;
+  /** Entries held by a nack timer (not reclaimed from ourselves meanwhile), and when each is due. */
+  timers: Map<NodeJS.Timeout, { event: StreamEvent; dueAt: number }>;
   listenerName: string;
 }
 
@@ -160,6 +162,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     durable: true,
   };
   readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; done: Promise<void>; settle: (error?: Error) => void }>();
+  /** Entries of stopped listeners waiting to be handed back (see #handBack), per stream, delivery and idle time. */
+  readonly #handBacks = new Map<string, { first: StreamEvent; idle: number; ids: string[]; done: Promise<void>; settle: () => void }>();
   #ackScheduled = false;
   readonly #outbox: Outgoing[] = [];
   /** False once Redis refused scripts (disabled, or not permitted by ACL): plain XADDs then. */
@@ -327,10 +331,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
 
   /**
-   * Yields batches for one listener group. Start-up, as Python does: a cleanup pass, a reclaim
-   * pass, then per stream `EXISTS` (+ the no-op `XADD {stream} * "" ""` when missing),
+   * Yields batches for one listener group. Start-up, as Python does: a cleanup pass, then per
+   * stream `EXISTS` (+ the no-op `XADD {stream} * "" ""` when missing),
    * `XGROUP CREATE {stream} {group} <start>` (BUSYGROUP ignored) and at once
-   * `XREADGROUP ... STREAMS {stream} 0` to re-read this consumer's unacknowledged entries. Then
+   * `XREADGROUP ... STREAMS {stream} 0` to re-read this consumer's unacknowledged entries, then a
+   * reclaim pass (after the re-read, so nothing it claims is read twice). Then
    * `XREADGROUP ... COUNT n BLOCK ms STREAMS ... >` in a loop on a dedicated connection, a reclaim
    * pass every `reclaim_interval`, and nacked entries re-claimed to this consumer after their delay.
    */
@@ -350,7 +355,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       ready: [],
       notifier: new Notifier(),
       lastIds: new Map(),
-      timers: new Set(),
+      timers: new Map(),
       listenerName: subscription.listenerName,
     };
     const tasks: Array<Promise<void>> = [];
@@ -374,12 +379,21 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       }
     } finally {
       stop.abort();
-      for (const t of loop.timers) clearTimeout(t);
+      // What this consumer holds but will not handle goes back to the group (see #handBack):
+      // batches read but not yet taken, and events waiting for a retry (due when they would have been).
+      const handBacks: Array<Promise<void>> = [];
+      for (const [timer, { event, dueAt }] of loop.timers) {
+        clearTimeout(timer);
+        handBacks.push(this.#handBack(event, dueAt - performance.now()));
+      }
       loop.timers.clear();
-      for (const r of loop.ready) r.taken?.();
+      for (const r of loop.ready.splice(0)) {
+        r.taken?.();
+        for (const event of r.events) handBacks.push(event.nack({ delayMs: 0, error: undefined }));
+      }
       // Readers end at once (their connections are dropped); a reclaim pass waiting on an
       // unreachable Redis is not waited for beyond one block timeout.
-      await Promise.race([Promise.allSettled(tasks), sleep(this.settings.blockMs + 500)]);
+      await Promise.race([Promise.allSettled([...tasks, ...handBacks]), sleep(this.settings.blockMs + 500)]);
     }
   }
 
@@ -388,12 +402,13 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   async #startUp(loop: Loop, since: StartPosition | undefined): Promise<void> {
     for (const stream of loop.streams) await this.#cleanup(stream, loop.group);
-    await this.#reclaim(loop);
     const start = startId(since);
     for (const stream of loop.streams) {
       await this.#ensureGroup(loop, stream, start);
       await this.#readOwnPending(loop, stream);
     }
+    // After the re-read: what the reclaim pass claims becomes ours too, and would be read twice.
+    await this.#reclaim(loop);
   }
 
   /**
@@ -473,8 +488,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   #push(loop: Loop, ready: Ready): void {
     if (loop.signal.aborted) {
-      // The listener is gone: the entries stay pending (re-read on restart, or reclaimed).
+      // The listener is gone: the entries go back to the group.
       ready.taken?.();
+      for (const event of ready.events) void event.nack({ delayMs: 0, error: undefined });
       return;
     }
     loop.ready.push(ready);
@@ -509,7 +525,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
           if (reply === ABORTED) break;
           attempt = 0;
           if (!reply) continue;
-          const events: ReceivedEvent[] = [];
+          const events: StreamEvent[] = [];
           for (const [stream, entries] of reply) {
             if (entries.length > 0) loop.lastIds.set(stream, entries[entries.length - 1]![0]);
             events.push(...(await this.#toReceived(loop, stream, entries, () => 1)));
@@ -616,8 +632,9 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   // Decoding and settling
 
   /** Turns raw entries into events; no-ops, unwanted, deleted and malformed entries are settled here. */
-  async #toReceived(loop: Loop, stream: string, entries: RawEntry[], deliveries: (id: string) => number): Promise<ReceivedEvent[]> {
-    const out: ReceivedEvent[] = [];
+  async #toReceived(loop: Loop, stream: string, entries: RawEntry[], deliveries: (id: string) => number): Promise<StreamEvent[]> {
+    const readAt = performance.now();
+    const out: StreamEvent[] = [];
     const skip: string[] = [];
     for (const [id, fields] of entries) {
       if (fields === null) {
@@ -643,46 +660,98 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         skip.push(id);
         continue;
       }
-      out.push(this.#received(loop, stream, id, fields, message, deliveries(id)));
+      out.push(new StreamEvent(this.#settler, loop, stream, id, fields, message, deliveries(id), readAt));
     }
     if (skip.length > 0) void this.#ack(stream, loop.group, skip).catch(() => undefined);
     return out;
   }
 
-  #received(loop: Loop, stream: string, id: string, fields: string[], message: EventMessage, deliveryCount: number): ReceivedEvent {
-    return new StreamEvent(this.#settler, loop, stream, id, fields, message, deliveryCount);
-  }
-
   /** How a {@link StreamEvent} settles: one object per transport (no closures per event). */
   readonly #settler: Settler = {
     ack: (stream, group, id) => this.#ack(stream, group, [id]),
-    retryLater: (loop, stream, id, delayMs, deliveryCount) => this.#retryLater(loop, stream, id, delayMs, deliveryCount),
+    retryLater: (event, delayMs) => this.#retryLater(event, delayMs),
     deadLetter: (loop, stream, id, fields, error, deliveryCount) => this.#deadLetter(loop, stream, id, fields, error, deliveryCount),
   };
 
   /**
    * Keeps the entry pending and, after `delayMs`, claims it back to this consumer
    * (`XCLAIM ... <delay> {id}`: only if nobody else took it meanwhile; the delivery count rises).
+   * Once the listener has stopped, the entry is handed back to the group instead (see #handBack).
    */
-  #retryLater(loop: Loop, stream: string, id: string, delayMs: number, deliveryCount: number): void {
-    if (loop.signal.aborted) return; // stays pending: reclaimed after acknowledgement_timeout
+  #retryLater(event: StreamEvent, delayMs: number): Promise<void> {
+    const { loop, stream, position: id } = event;
+    if (loop.signal.aborted) return this.#handBack(event, delayMs);
     const timer = setTimeout(() => {
       loop.timers.delete(timer);
-      if (loop.signal.aborted) return;
+      if (loop.signal.aborted) {
+        void this.#handBack(event, 0);
+        return;
+      }
       void (async () => {
         try {
           const minIdle = Math.max(0, delayMs - 5);
           const claimed = (await this.redis.send(['XCLAIM', stream, loop.group, loop.consumer, minIdle, id])) as Array<RawEntry | null>;
           const got = claimed.filter((e): e is RawEntry => Array.isArray(e) && e[1] !== null);
           if (got.length === 0) return; // acknowledged, trimmed or taken over meanwhile
-          const events = await this.#toReceived(loop, stream, got, () => deliveryCount + 1);
-          if (!loop.signal.aborted) this.#push(loop, { events });
+          const events = await this.#toReceived(loop, stream, got, () => event.deliveryCount + 1);
+          this.#push(loop, { events });
         } catch (error) {
           this.context.logger.warn(`Retrying event ${id} on ${stream} failed: ${this.describe(error)}. It stays pending and will be reclaimed.`);
         }
       })();
     }, delayMs);
-    loop.timers.add(timer);
+    loop.timers.set(timer, { event, dueAt: performance.now() + delayMs });
+    return Promise.resolve();
+  }
+
+  /**
+   * Hands an entry this consumer will not handle (its listener stopped) back to the group:
+   * `XCLAIM {stream} {group} {me} <held for> {ids} IDLE <idle> JUSTID` makes it look unacknowledged
+   * for `acknowledgement_timeout` already (less what is left of a retry delay, `dueInMs`), so
+   * the next reclaim pass of any consumer of the group takes it: a worker starting up at once,
+   * running ones within `reclaim_interval`. Redis cannot return an entry to the group's unread
+   * part; without this it would wait a whole `acknowledgement_timeout` first. The minimum idle
+   * time is how long this consumer has held the entry, so one that another consumer reclaimed
+   * meanwhile is left alone; `JUSTID` keeps its delivery count. Entries handed back in the same
+   * tick share one XCLAIM per stream and delivery. Never rejects: on failure the entry simply
+   * stays pending and is reclaimed after the timeout.
+   */
+  #handBack(event: StreamEvent, dueInMs: number): Promise<void> {
+    const idle = Math.round(Math.max(0, this.settings.ackTimeoutMs - Math.max(0, dueInMs)));
+    const key = `${event.loop.group}\u0000${event.stream}\u0000${event.readAt}\u0000${idle}`;
+    let batch = this.#handBacks.get(key);
+    if (!batch) {
+      let settle!: () => void;
+      const done = new Promise<void>((resolve) => (settle = resolve));
+      batch = { first: event, idle, ids: [], done, settle };
+      this.#handBacks.set(key, batch);
+      if (this.#handBacks.size === 1) setImmediate(() => void this.#flushHandBacks());
+    }
+    batch.ids.push(event.position);
+    return batch.done;
+  }
+
+  async #flushHandBacks(): Promise<void> {
+    if (this.#handBacks.size === 0) return; // flushed by close() already
+    const batches = [...this.#handBacks.values()];
+    this.#handBacks.clear();
+    const now = performance.now();
+    const commands = batches.map(({ first: { loop, stream, readAt }, idle, ids }): Command => [
+      'XCLAIM', stream, loop.group, loop.consumer, Math.max(0, Math.floor(now - readAt) - 2), ...ids, 'IDLE', idle, 'JUSTID',
+    ]);
+    const replies = await this.redis.pipeline(commands).catch((error: unknown) => batches.map(() => ({ ok: false as const, error })));
+    batches.forEach((b, i) => {
+      const r = replies[i]!;
+      if (r.ok) {
+        const count = Array.isArray(r.value) ? r.value.length : 0;
+        this.context.logger.debug(`Listener ${b.first.loop.listenerName} stopped: handed ${count} of ${b.ids.length} event(s) on ${b.first.stream} back to group ${b.first.loop.group}.`);
+      } else {
+        this.context.logger.warn(
+          `Handing ${b.ids.length} event(s) on ${b.first.stream} back to group ${b.first.loop.group} failed: ${this.describe(r.error)}. They stay pending and are reclaimed after acknowledgement_timeout.`,
+        );
+      }
+      b.settle();
+    });
   }
 
   /** Queues an acknowledgement; all those queued in the same tick go in one XACK per stream. */
@@ -829,6 +898,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   /** Ends every consume loop and closes the connections. Pending acknowledgements are sent first. */
   override async close(): Promise<void> {
     if (this.#acks.size > 0) await Promise.race([this.#flushAcks(), sleep(1000)]);
+    if (this.#handBacks.size > 0) await Promise.race([this.#flushHandBacks(), sleep(1000)]);
     await super.close();
   }
 }
