@@ -55,6 +55,12 @@ interface Outgoing {
   reject: (error: unknown) => void;
 }
 
+/**
+ * How long a stopping listener waits for the reply of a read in flight (whose entries Redis may
+ * have delivered already) before dropping the connection. A blocked read stays blocked: only a
+ * stop while idle pays it in full.
+ */
+const READ_GRACE_MS = 50;
 /** Most entries one call of the XADD script carries. */
 const MAX_SCRIPT_ENTRIES = 500;
 /**
@@ -501,11 +507,6 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   async #readLoop(loop: Loop, streams: string[]): Promise<void> {
     let conn: CommandClient | undefined;
     let attempt = 0;
-    const onAbort = () => {
-      if (conn) this.releaseBlocking(conn, true);
-      conn = undefined;
-    };
-    loop.signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!loop.signal.aborted) {
         try {
@@ -520,9 +521,15 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
             'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
             'STREAMS', ...streams, ...streams.map(() => '>'),
           ]) as Promise<ReadReply>;
-          // Entries read but not handed over stay pending: re-read at restart or reclaimed.
-          const reply = await abortable(read, loop.signal);
-          if (reply === ABORTED) break;
+          let reply = await abortable(read, loop.signal);
+          if (reply === ABORTED) {
+            // Redis may have answered already, its reply still on the way: those entries are
+            // pending for this consumer. Wait for it a moment and hand them back (see #push).
+            // Dropping the connection at once would strand them for acknowledgement_timeout.
+            reply = await Promise.race([read.catch(() => null), sleep(READ_GRACE_MS).then(() => null)]);
+            for (const [stream, entries] of reply ?? []) this.#push(loop, { events: await this.#toReceived(loop, stream, entries, () => 1) });
+            break;
+          }
           attempt = 0;
           if (!reply) continue;
           const events: StreamEvent[] = [];
@@ -553,7 +560,6 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         }
       }
     } finally {
-      loop.signal.removeEventListener('abort', onAbort);
       if (conn) this.releaseBlocking(conn, true);
     }
   }
