@@ -96,17 +96,31 @@ export function decodeCall(blob: string): RpcMessage {
 
 /**
  * Sends several RPC calls in one command: `KEYS` = `rpc_expiry_key:{id}, {api}:rpc_queue` per
- * call, `ARGV` = `<ttl seconds>, <call blob>` per call. Runs, per call, exactly what the plain
- * pipeline does (`SET rpc_expiry_key:{id} 1 EX <ttl>`, then `RPUSH {api}:rpc_queue <blob>`) and
- * answers one reply per call: the `RPUSH` reply, or the error that stopped that call.
+ * call, `ARGV` = `<ttl seconds>, <call blob>` per call. Leaves Redis as the plain pipeline does
+ * (`SET rpc_expiry_key:{id} 1 EX <ttl>`, then `RPUSH {api}:rpc_queue <blob>`, per call): for
+ * each run of calls to the same queue, the `SET`s, then one `RPUSH` of their blobs in order (one
+ * command inside Redis instead of one per call; the script is atomic, so no reader sees the
+ * difference, and every call's key exists before its blob). Answers one reply per call: the
+ * `RPUSH` reply, or the error that stopped that call.
  */
 export const RPC_CALLS_SCRIPT = `local out = {}
-for i = 1, #KEYS, 2 do
-  local r = redis.pcall('SET', KEYS[i], '1', 'EX', ARGV[i])
-  if type(r) == 'table' and r.err then
-    out[#out + 1] = r
-  else
-    out[#out + 1] = redis.pcall('RPUSH', KEYS[i + 1], ARGV[i + 1])
+local i = 1
+while i <= #KEYS do
+  local queue = KEYS[i + 1]
+  local blobs, owners = {}, {}
+  while i <= #KEYS and KEYS[i + 1] == queue do
+    local r = redis.pcall('SET', KEYS[i], '1', 'EX', ARGV[i])
+    if type(r) == 'table' and r.err then
+      out[(i + 1) / 2] = r
+    else
+      blobs[#blobs + 1] = ARGV[i + 1]
+      owners[#owners + 1] = (i + 1) / 2
+    end
+    i = i + 2
+  end
+  if #blobs > 0 then
+    local r = redis.pcall('RPUSH', queue, unpack(blobs))
+    for _, k in ipairs(owners) do out[k] = r end
   end
 end
 return out`;
@@ -119,9 +133,10 @@ export const CLAIM_EXPIRED = -2;
 /**
  * Takes and claims RPC calls in one command. `KEYS` = `q` queues, then the expiry keys of calls
  * the worker already popped (with `BLPOP`); `ARGV` = `q`, the most calls to pop. For each expiry
- * key, as the plain pipeline does, `PTTL` then `DEL`: the answer is the PTTL (ms left, -1 for no
- * TTL) when the `DEL` removed the key (the call is ours to run), or -2 when it was gone (the
- * call expired: drop it). Then `LPOP <queue> <n>` from the queues in order, until it has the
+ * key, `PTTL`: the answer is the PTTL (ms left, -1 for no TTL) when the key exists (the call is
+ * ours to run), or -2 when it was gone (the call expired: drop it); a key seen twice is claimed
+ * once. The keys claimed go in one `DEL` at the end (the script is atomic: the same outcome as
+ * the plain pipeline's `PTTL` + `DEL` per call, with one command instead of one per call). Then `LPOP <queue> <n>` from the queues in order, until it has the
  * calls it may pop; each popped call is answered as `queue index (1-based), blob, claim`, where
  * the claim is that of `rpc_expiry_key:<metadata.id>` (read with cjson), or -3 when the blob has
  * no readable id (the client decides). A queue that is not a list is skipped.
@@ -129,10 +144,14 @@ export const CLAIM_EXPIRED = -2;
 export const RPC_POP_CLAIM_SCRIPT = `local q = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local out = {}
+local dels, seen = {}, {}
 local function claim(key)
+  if seen[key] then return -2 end
   local t = redis.call('PTTL', key)
-  if redis.call('DEL', key) == 1 then return t end
-  return -2
+  if t == -2 then return -2 end
+  seen[key] = true
+  dels[#dels + 1] = key
+  return t
 end
 for i = q + 1, #KEYS do out[#out + 1] = claim(KEYS[i]) end
 for i = 1, q do
@@ -150,6 +169,7 @@ for i = 1, q do
     end
   end
 end
+if #dels > 0 then redis.call('DEL', unpack(dels)) end
 return out`;
 
 /**

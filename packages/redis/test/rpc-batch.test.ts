@@ -65,18 +65,21 @@ describe.skipIf(!redisServerInstalled)(title, () => {
 
   it('sends the calls of one tick as one script call, leaving what SET + RPUSH per call leave', async () => {
     const api = newApi();
+    const other = newApi();
     const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
     try {
-      const calls = range(40).map((n) => call(api, n));
+      // Two queues, in three runs: 15 calls to one, 10 to the other, 15 to the first again.
+      const calls = range(40).map((n) => call(n >= 15 && n < 25 ? other : api, n));
       const before = await commandCalls(redis.admin);
       await Promise.all(calls.map((m) => rpc.call(m, { timeoutMs: 4500 })));
       const after = await commandCalls(redis.admin);
       expect(scriptCalls(before, after)).toBeGreaterThanOrEqual(1);
       expect(scriptCalls(before, after)).toBeLessThanOrEqual(2); // EVALSHA, and EVAL where the server lacked it
-      expect((after['rpush'] ?? 0) - (before['rpush'] ?? 0)).toBe(40);
+      expect((after['rpush'] ?? 0) - (before['rpush'] ?? 0)).toBe(3); // one per run of calls to one queue
       expect((after['set'] ?? 0) - (before['set'] ?? 0)).toBe(40);
       // In order, byte for byte; every expiry key with the call's TTL (4.5 s rounds up to 5).
-      expect(await redis.admin.lrange(rpcQueueKey(api), 0, -1)).toEqual(calls.map((m) => encodeCall(m)));
+      expect(await redis.admin.lrange(rpcQueueKey(api), 0, -1)).toEqual(calls.filter((m) => m.apiName === api).map((m) => encodeCall(m)));
+      expect(await redis.admin.lrange(rpcQueueKey(other), 0, -1)).toEqual(calls.filter((m) => m.apiName === other).map((m) => encodeCall(m)));
       for (const m of calls) {
         expect(await redis.admin.get(rpcExpiryKey(m.id))).toBe('1');
         expect(await redis.admin.ttl(rpcExpiryKey(m.id))).toBeGreaterThan(3);
@@ -126,6 +129,8 @@ describe.skipIf(!redisServerInstalled)(title, () => {
       await redis.admin.rpush(queue, encodeCall(m));
     }
     await redis.admin.rpush(queue, 'not json at all');
+    // The same call pushed twice (its key claimed once): it runs once.
+    await redis.admin.rpush(queue, encodeCall(live[3]!));
     const before = await commandCalls(redis.admin);
     const got: RpcMessage[] = [];
     const stop = new AbortController();
