@@ -234,7 +234,7 @@ async function main(s: ChildSpec): Promise<void> {
         } else if (raw.to === 'client' && client) {
           if (raw.type === 'handled') client.handled();
           else if (raw.type === 'go') send({ from: 'client', type: 'done', result: await client.run(s.plan.count, s.plan.maxMs) });
-          else if (raw.type === 'warmup') send({ from: 'client', type: 'warmed', result: await client.run(s.plan.warmup, 3000) });
+          else if (raw.type === 'warmup') send({ from: 'client', type: 'warmed', result: await client.run(s.plan.warmup, 5000) });
           else if (raw.type === 'stop') {
             await client.close();
             send({ from: 'client', type: 'closed' });
