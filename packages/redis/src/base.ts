@@ -15,7 +15,7 @@ export abstract class RedisTransportBase {
   protected readonly settings: ResolvedRedisOptions;
   /** The service and process names and the logger. */
   protected readonly context: TransportContext;
-  /** The shared (non-blocking, auto-pipelined) connection. */
+  /** The shared (non-blocking) connection: commands of one tick leave in one write. */
   protected readonly redis: CommandClient;
   /** Aborts when the transport closes. */
   protected readonly closing = new AbortController();

@@ -226,8 +226,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   }
 
   /**
-   * Queues an entry; entries queued before the next `process.nextTick` go out together, whatever
-   * the client's auto-pipelining setting (many concurrent fires, one write). A long burst goes
+   * Queues an entry; entries queued before the next `process.nextTick` go out together (many
+   * concurrent fires, one command). A long burst goes
    * out every `EAGER_FLUSH_ENTRIES` entries instead of all at the end of the tick, so Redis
    * writes the first ones while the rest are still being encoded.
    */
