@@ -397,8 +397,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         r.taken?.();
         for (const event of r.events) handBacks.push(event.nack({ delayMs: 0, error: undefined }));
       }
-      // Readers end at once (their connections are dropped); a reclaim pass waiting on an
-      // unreachable Redis is not waited for beyond one block timeout.
+      // Readers end within READ_GRACE_MS (a read in flight hands its entries back, see #readLoop);
+      // a reclaim pass waiting on an unreachable Redis is not waited for beyond one block timeout.
       await Promise.race([Promise.allSettled([...tasks, ...handBacks]), sleep(this.settings.blockMs + 500)]);
     }
   }
