@@ -28,7 +28,17 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
   return (used.user + used.system) / 1000;
 }
 
-/** The worker half: handles events, reports `handled` (serial), `drained`, `stats`. */
+/** In the soak, the worker reports `handled` once per this many events. */
+const SOAK_REPORT_EVERY = 1000;
+/**
+ * In the soak, the client fires at most this many events ahead of the worker. A stream holds
+ * only so many (Redis trims at `max_stream_length`, 100,000 by default): a producer that ran
+ * further ahead would have events trimmed before they were read, and the soak would wait for
+ * them forever.
+ */
+const SOAK_MAX_AHEAD = 50_000;
+
+/** The worker half: handles events, reports `handled` (serial; every 1,000 in the soak), `drained`, `stats`. */
 class WorkerHalf {
   readonly #side: WorkerSide;
   readonly #plan: ScenarioPlan;
@@ -48,11 +58,14 @@ class WorkerHalf {
 
   async start(): Promise<void> {
     const serial = this.#plan.scenario === 'events-serial';
+    const soak = this.#plan.scenario === 'soak';
     await this.#side.start((event) => {
       this.#handled++;
       this.#lastNs = nowNs();
       if (serial) {
         this.#latencies.push(this.#lastNs - event.t);
+        this.onHandled();
+      } else if (soak && this.#handled % SOAK_REPORT_EVERY === 0) {
         this.onHandled();
       }
       if (this.#handled >= this.#expect) this.#drained();
@@ -99,6 +112,9 @@ class ClientHalf {
   readonly #plan: ScenarioPlan;
   #handledWaiter: (() => void) | undefined;
   #handledPending = 0;
+  /** Soak: events the worker reported handled, and a lane waiting for more. */
+  #soakHandled = 0;
+  #soakWaiter: (() => void) | undefined;
 
   constructor(side: ClientSide, plan: ScenarioPlan) {
     this.#side = side;
@@ -109,8 +125,15 @@ class ClientHalf {
     return this.#side.start();
   }
 
-  /** One event was handled by the worker (events-serial). */
+  /** One event was handled by the worker (events-serial), or `SOAK_REPORT_EVERY` more (soak). */
   handled(): void {
+    if (this.#plan.scenario === 'soak') {
+      this.#soakHandled += SOAK_REPORT_EVERY;
+      const wake = this.#soakWaiter;
+      this.#soakWaiter = undefined;
+      wake?.();
+      return;
+    }
     const waiter = this.#handledWaiter;
     if (waiter) {
       this.#handledWaiter = undefined;
@@ -142,8 +165,19 @@ class ClientHalf {
       case 'events-bulk':
       case 'soak': {
         let next = 0;
+        this.#soakHandled = 0;
         const lane = async () => {
           while (next < plan.count && nowNs() < deadline) {
+            if (plan.scenario === 'soak' && next - this.#soakHandled > SOAK_MAX_AHEAD) {
+              await new Promise<void>((resolve) => {
+                const previous = this.#soakWaiter;
+                this.#soakWaiter = () => {
+                  previous?.();
+                  resolve();
+                };
+              });
+              continue;
+            }
             const size = Math.min(plan.batch, plan.count - next);
             const events = [];
             for (let i = 0; i < size; i++) events.push(makeEvent(next++, data));
