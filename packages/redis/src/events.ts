@@ -150,6 +150,8 @@ interface Loop {
   lastIds: Map<string, string>;
   /** Entries held by a nack timer (not reclaimed from ourselves meanwhile), and when each is due. */
   timers: Map<NodeJS.Timeout, { event: StreamEvent; dueAt: number }>;
+  /** Per stream, while the group is behind the trimming: events found trimmed unread, as last reported. */
+  trimmedUnread: Map<string, number>;
   listenerName: string;
 }
 
@@ -362,6 +364,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       notifier: new Notifier(),
       lastIds: new Map(),
       timers: new Map(),
+      trimmedUnread: new Map(),
       listenerName: subscription.listenerName,
     };
     const tasks: Array<Promise<void>> = [];
@@ -415,6 +418,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     }
     // After the re-read: what the reclaim pass claims becomes ours too, and would be read twice.
     await this.#reclaim(loop);
+    // Before the first read: once the group reads past a trimmed gap, Redis no longer counts it.
+    await this.#checkTrimmed(loop).catch((error: unknown) => this.context.logger.debug(`Checking ${loop.group} for trimmed events skipped: ${this.describe(error)}`));
   }
 
   /**
@@ -572,11 +577,55 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       if (loop.signal.aborted) break;
       try {
         await this.#reclaim(loop);
+        await this.#checkTrimmed(loop);
         attempt = 0;
       } catch (error) {
         attempt++;
         this.context.logger.warn(`Reclaiming events for listener ${loop.listenerName} failed: ${this.describe(error)}`);
       }
+    }
+  }
+
+  /**
+   * Warns when the group fell so far behind that Redis trimmed events it had not read yet (the
+   * firing side's `MAXLEN ~ <max_stream_length>`): they are lost to this listener. The sign: the
+   * last entry delivered to the group (`XINFO GROUPS`) is older than the stream's first entry
+   * (`XINFO STREAM`), so what came between is gone. How many, where Redis 7 tracks the group's
+   * read counter (`entries-read`): the entries removed from the stream (`entries-added` -
+   * `length`) less those the group read. Checked at start-up, before the first read (a worker
+   * that was away), and with every reclaim pass (a group that keeps falling behind); logged once
+   * per stream until the group catches up, then again if it falls behind again. Redis before 7
+   * (no counters): the sign alone.
+   */
+  async #checkTrimmed(loop: Loop): Promise<void> {
+    for (const stream of loop.streams) {
+      let groups: unknown;
+      let info: unknown;
+      try {
+        [groups, info] = await Promise.all([this.redis.send(['XINFO', 'GROUPS', stream]), this.redis.send(['XINFO', 'STREAM', stream])]);
+      } catch (error) {
+        if (isReplyError(error, 'ERR no such key')) continue;
+        throw error;
+      }
+      const mine = Array.isArray(groups) ? groups.find((g) => String(fieldOf(g, 'name')) === loop.group) : undefined;
+      const first = fieldOf(info, 'first-entry');
+      const delivered = fieldOf(mine, 'last-delivered-id');
+      if (!Array.isArray(first) || typeof first[0] !== 'string' || typeof delivered !== 'string') continue;
+      if (compareIds(delivered, first[0]) >= 0) {
+        loop.trimmedUnread.delete(stream); // caught up with the trimming: warn again next time
+        continue;
+      }
+      const added = fieldOf(info, 'entries-added');
+      const read = fieldOf(mine, 'entries-read');
+      const lost = typeof added === 'number' && typeof read === 'number' ? added - Number(fieldOf(info, 'length')) - read : undefined;
+      const reported = loop.trimmedUnread.get(stream);
+      if (reported !== undefined && (lost === undefined || lost <= reported)) continue;
+      loop.trimmedUnread.set(stream, lost ?? 0);
+      const count = lost === undefined ? 'events' : `${lost - (reported ?? 0)} event(s)`;
+      this.context.logger.warn(
+        `Listener ${loop.listenerName} fell behind on ${stream}: ${count} were trimmed by Redis before group ${loop.group} read them (the firing services' max_stream_length), so this listener never gets them. Run more workers or raise the listener's concurrency, or raise max_stream_length where the events are fired.`,
+        { stream, group: loop.group, ...(lost === undefined ? {} : { trimmedUnread: lost }) },
+      );
     }
   }
 
