@@ -383,10 +383,14 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
     let failure: unknown;
     const { logger } = this.context;
     let keepAlive: NodeJS.Timeout | undefined;
+    /** Per API: events the stream dropped before this group got them, as last reported. */
+    const dropped = new Map<string, number>();
     try {
       for (const [apiName, events] of byApi) {
         await this.#ensureEventStream(apiName);
         await this.#ensureConsumer(apiName, durable, group, [...events], subscription.since);
+        // Before the first delivery: once the consumer moves past a gap, it no longer shows.
+        await this.#checkDropped([apiName], durable, group, subscription.listenerName, dropped);
         if (stop.aborted) return;
         let messages: ConsumerMessages;
         try {
@@ -428,9 +432,13 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       }
       // Every consumer exists and is being read: events published from now on reach this group.
       subscription.onReady?.();
+      const checkDropped = () => void this.#checkDropped(byApi.keys(), durable, group, subscription.listenerName, dropped);
+      let ticks = 0;
       // Keep the events this loop holds from being redelivered elsewhere while they are handled.
       keepAlive = setInterval(() => {
         if (nc.isClosed()) return;
+        // About once a minute (at least every third tick): did the stream drop events unread?
+        if (++ticks % Math.max(3, Math.round(60_000 / Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)))) === 0) checkDropped();
         try {
           for (const m of held) m.working();
         } catch {
@@ -473,6 +481,39 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
         }
       }
       if (stop.aborted) logger.debug(`Listener group ${group} stopped consuming`);
+    }
+  }
+
+  /**
+   * Warns when the stream dropped events (its `max_stream_length` or `stream_max_age` limits)
+   * that the group had not been delivered yet: the consumer's last delivered stream sequence is
+   * below the stream's first one, so everything between is gone. Counted in stream sequences, so
+   * events of the API that this listener does not take count too ("up to"). Skipped until the
+   * consumer has delivered something (a new group starts where it starts). Logged once, then
+   * again whenever the count grows; never throws.
+   */
+  async #checkDropped(apiNames: Iterable<string>, durable: string, group: string, listenerName: string, reported: Map<string, number>): Promise<void> {
+    try {
+      const { jsm } = await this.#jsm();
+      for (const apiName of apiNames) {
+        const stream = eventStreamName(this.resolved, apiName);
+        const [consumer, info] = await Promise.all([jsm.consumers.info(stream, durable), jsm.streams.info(stream)]);
+        const delivered = consumer.delivered.stream_seq;
+        const gone = delivered > 0 ? info.state.first_seq - 1 - delivered : 0;
+        if (gone <= 0) {
+          reported.delete(apiName);
+          continue;
+        }
+        const before = reported.get(apiName) ?? 0;
+        if (gone <= before) continue;
+        reported.set(apiName, gone);
+        this.context.logger.warn(
+          `Listener ${listenerName} fell behind on stream ${stream}: up to ${gone - before} event(s) were dropped by the stream's limits (max_stream_length, stream_max_age) before group ${group} got them, so this listener never gets them. Run more workers or raise the listener's concurrency, or raise the limits where the events are fired.`,
+          { stream, group, droppedUnread: gone },
+        );
+      }
+    } catch (error) {
+      this.context.logger.debug(`Checking listener group ${group} for dropped events failed: ${describeError(error)}`);
     }
   }
 

@@ -41,6 +41,32 @@ function recorder(lines: string[]): Logger {
 }
 
 describe('nats events specifics', () => {
+  it('warns when the stream dropped events before the listener group got them (max_stream_length)', async () => {
+    const lines: string[] = [];
+    const context = ctx();
+    const limits = { max_stream_length: 50 };
+    const [api] = context.apis;
+    const sub = { listenerName: 'slow', events: [{ apiName: api, eventName: 'e' }] };
+    // The group gets 10 events, then its worker is away while 500 more are sent.
+    const first = await make(context, limits);
+    const early = collect(first, sub);
+    await settle();
+    for (let n = 0; n < 10; n++) await first.send(eventOf(api, 'e', { n }));
+    await eventually(() => early.received.length === 10, 5000, 'the first 10 events');
+    await early.stop();
+    const producer = await make(context, limits);
+    for (let n = 10; n < 510; n++) await producer.send(eventOf(api, 'e', { n }));
+    // It comes back: the stream kept the newest 50, so 450 never reach it, and it says so.
+    const again = await make({ ...context, logger: recorder(lines), processName: 'proc2' }, limits);
+    const late = collect(again, sub);
+    await eventually(() => late.received.length === 50, 5000, 'the 50 events kept');
+    expect(late.received.map((e) => e.message.kwargs['n'])).toEqual(Array.from({ length: 50 }, (_, i) => 460 + i));
+    const warnings = lines.filter((l) => l.includes('fell behind'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('up to 450 event(s) were dropped');
+    expect(warnings[0]).toContain('max_stream_length');
+  });
+
   it('dead-letters malformed entries with the reason and keeps consuming', async () => {
     const lines: string[] = [];
     const context = ctx(recorder(lines));
