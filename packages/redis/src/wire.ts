@@ -135,8 +135,10 @@ export const CLAIM_EXPIRED = -2;
  * the worker already popped (with `BLPOP`); `ARGV` = `q`, the most calls to pop. For each expiry
  * key, `PTTL`: the answer is the PTTL (ms left, -1 for no TTL) when the key exists (the call is
  * ours to run), or -2 when it was gone (the call expired: drop it); a key seen twice is claimed
- * once. The keys claimed go in one `DEL` at the end (the script is atomic: the same outcome as
- * the plain pipeline's `PTTL` + `DEL` per call, with one command instead of one per call). Then `LPOP <queue> <n>` from the queues in order, until it has the
+ * once. The keys claimed go in one `DEL` per 1,000 at the end (Lua's `unpack()` has a stack
+ * limit; the script is atomic: the same outcome as the plain pipeline's `PTTL` + `DEL` per call,
+ * with one command instead of one per call). Then `LPOP <queue> <n>` from the queues in order,
+ * until it has the
  * calls it may pop; each popped call is answered as `queue index (1-based), blob, claim`, where
  * the claim is that of `rpc_expiry_key:<metadata.id>` (read with cjson), or -3 when the blob has
  * no readable id (the client decides). A queue that is not a list is skipped.
@@ -169,7 +171,7 @@ for i = 1, q do
     end
   end
 end
-if #dels > 0 then redis.call('DEL', unpack(dels)) end
+for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
 return out`;
 
 /**

@@ -157,6 +157,29 @@ describe.skipIf(!redisServerInstalled)(title, () => {
     expect(scriptCalls(before, await commandCalls(redis.admin))).toBeLessThanOrEqual(4);
   });
 
+  it('claims a burst larger than Lua can unpack at once (rpc_batch_size 9000): every call runs once', async () => {
+    const api = newApi();
+    const rpc = createRedisRpcTransport({ url: redis.url, rpc_batch_size: 9000 }, newContext('p1'));
+    const calls = range(8500).map((n) => call(api, n));
+    const fill = redis.admin.pipeline();
+    for (const m of calls) fill.set(rpcExpiryKey(m.id), '1', 'EX', 30).rpush(rpcQueueKey(api), encodeCall(m));
+    await fill.exec();
+    const got: string[] = [];
+    const stop = new AbortController();
+    const loop = (async () => {
+      for await (const m of rpc.consume([api], { signal: stop.signal })) got.push(m.id);
+    })();
+    try {
+      await eventually(() => got.length === calls.length, 10_000, 'all 8,500 calls');
+    } finally {
+      stop.abort();
+      await loop;
+      await rpc.close();
+    }
+    expect(new Set(got).size).toBe(calls.length);
+    expect(await redis.admin.llen(rpcQueueKey(api))).toBe(0);
+  });
+
   it('a consumer that stops after one call puts back the calls it took, each with its expiry key', async () => {
     const api = newApi();
     const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
