@@ -2,6 +2,7 @@
  * A process the orchestrator forks: the worker side, the client side, or both (in-process
  * targets). It reads its ChildSpec from LB_BENCH and talks to the orchestrator over IPC.
  */
+import { Notifier } from '@lightbus/core';
 import { filler, latencySummary, makeEvent, messageOf, nowNs, sleep, type ClientSide, type WorkerSide } from './common.js';
 import type { ChildMessage, ChildSpec, ClientResult, ParentMessage, Role, ScenarioPlan } from './protocol.js';
 import { loadTarget } from './targets/index.js';
@@ -112,9 +113,9 @@ class ClientHalf {
   readonly #plan: ScenarioPlan;
   #handledWaiter: (() => void) | undefined;
   #handledPending = 0;
-  /** Soak: events the worker reported handled, and a lane waiting for more. */
+  /** Soak: events the worker reported handled, and where lanes wait for more. */
   #soakHandled = 0;
-  #soakWaiter: (() => void) | undefined;
+  readonly #soakProgress = new Notifier();
 
   constructor(side: ClientSide, plan: ScenarioPlan) {
     this.#side = side;
@@ -129,9 +130,7 @@ class ClientHalf {
   handled(): void {
     if (this.#plan.scenario === 'soak') {
       this.#soakHandled += SOAK_REPORT_EVERY;
-      const wake = this.#soakWaiter;
-      this.#soakWaiter = undefined;
-      wake?.();
+      this.#soakProgress.notify();
       return;
     }
     const waiter = this.#handledWaiter;
@@ -169,13 +168,7 @@ class ClientHalf {
         const lane = async () => {
           while (next < plan.count && nowNs() < deadline) {
             if (plan.scenario === 'soak' && next - this.#soakHandled > SOAK_MAX_AHEAD) {
-              await new Promise<void>((resolve) => {
-                const previous = this.#soakWaiter;
-                this.#soakWaiter = () => {
-                  previous?.();
-                  resolve();
-                };
-              });
+              await this.#soakProgress.wait();
               continue;
             }
             const size = Math.min(plan.batch, plan.count - next);

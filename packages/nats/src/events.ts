@@ -432,19 +432,20 @@ export class NatsEventTransport extends NatsTransportBase implements EventTransp
       }
       // Every consumer exists and is being read: events published from now on reach this group.
       subscription.onReady?.();
-      const checkDropped = () => void this.#checkDropped(byApi.keys(), durable, group, subscription.listenerName, dropped);
+      // Keep the events this loop holds from being redelivered elsewhere while they are handled,
+      // and about once a minute (at least every third tick) see whether the stream dropped events unread.
+      const keepAliveMs = Math.max(100, Math.floor(this.resolved.ackWaitMs / 3));
+      const checkEvery = Math.max(3, Math.round(60_000 / keepAliveMs));
       let ticks = 0;
-      // Keep the events this loop holds from being redelivered elsewhere while they are handled.
       keepAlive = setInterval(() => {
         if (nc.isClosed()) return;
-        // About once a minute (at least every third tick): did the stream drop events unread?
-        if (++ticks % Math.max(3, Math.round(60_000 / Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)))) === 0) checkDropped();
+        if (++ticks % checkEvery === 0) void this.#checkDropped(byApi.keys(), durable, group, subscription.listenerName, dropped);
         try {
           for (const m of held) m.working();
         } catch {
           // The connection is draining or reconnecting; JetStream redelivers if it must.
         }
-      }, Math.max(100, Math.floor(this.resolved.ackWaitMs / 3)));
+      }, keepAliveMs);
       keepAlive.unref();
 
       while (!stop.aborted) {
