@@ -331,20 +331,13 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
     // The deadline holds whatever the transport does: a broker that stops answering (paused, or
     // a half-open connection) must not keep the caller waiting past it. The guard fires a little
     // after the deadline, so a transport that times out by itself settles first and is cancelled
-    // only once its wait is over, as usual. One race around the whole sequence (not one per step).
-    let guardTimer: NodeJS.Timeout | undefined;
+    // only once its wait is over, as usual. One guard around the whole sequence (not one per
+    // step), settling the same promise as the steps: whichever comes first wins (no race of two
+    // promises: this is the hot path of every call).
     let abandoned = false;
     /** Cancels the pending result once (set as soon as there is one). */
     let cancelPending: (() => Promise<void>) | undefined;
-    const guard = new Promise<never>((_, reject) => {
-      guardTimer = setTimeout(() => {
-        abandoned = true;
-        // The steps go on in the background: free what the result transport set up at once.
-        void cancelPending?.();
-        reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`));
-      }, timeoutMs + DEADLINE_GRACE_MS);
-    });
-    const work = (async (): Promise<ResultMessage> => {
+    const steps = async (): Promise<ResultMessage> => {
       // After the first call both are built: no await for them.
       let rpcTransport = this.#built(apiName, 'rpc');
       let resultTransport = this.#built(apiName, 'result');
@@ -362,11 +355,29 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       } finally {
         await cancelPending();
       }
-    })();
-    work.catch(() => undefined); // abandoned at the deadline: a late failure is of no interest
+    };
     let result: ResultMessage;
     try {
-      result = await Promise.race([work, guard]);
+      result = await new Promise<ResultMessage>((resolve, reject) => {
+        const guardTimer = setTimeout(() => {
+          abandoned = true;
+          // The steps go on in the background: free what the result transport set up at once.
+          void cancelPending?.();
+          reject(new TimeoutError(`${label}: the transport did not finish the call before its deadline.`));
+        }, timeoutMs + DEADLINE_GRACE_MS);
+        // Once abandoned at the deadline, a late outcome settles nothing (and a late failure is
+        // of no interest).
+        steps().then(
+          (value) => {
+            clearTimeout(guardTimer);
+            resolve(value);
+          },
+          (error: Error) => {
+            clearTimeout(guardTimer);
+            reject(error);
+          },
+        );
+      });
     } catch (error) {
       if (LightbusError.isInstance(error) && error.code === ErrorCodes.RPC_TIMEOUT) {
         throw new TimeoutError(
@@ -375,8 +386,6 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
         );
       }
       throw error;
-    } finally {
-      clearTimeout(guardTimer);
     }
     if (result.error) {
       throw new RemoteError(`${label} failed in the serving process: ${String(result.result)}`, String(result.result), result.trace, {
