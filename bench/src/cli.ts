@@ -1,5 +1,6 @@
 /**
- * `pnpm bench`: runs every selected scenario against every selected target several times, prints
+ * `pnpm bench`: runs every selected scenario against every selected target several times (run i
+ * of every target, then run i + 1: the machine drifts over minutes), prints
  * a table of medians with the bus/raw ratio, and writes the results as JSON.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -275,28 +276,31 @@ export async function main(argv: string[]): Promise<string | undefined> {
   );
   const rows: ScenarioSummary[] = [];
   for (const scenario of scenarios) {
-    for (const target of targets) {
-      const count = countOverride ?? (quick ? QUICK_COUNTS : DEFAULT_COUNTS)[scenario];
-      const warmup = scenario === 'soak' ? 0 : (warmupOverride ?? (quick ? Math.ceil(count / 10) : Math.min(count, WARMUP[scenario])));
-      const plan: ScenarioPlan = { scenario, count, maxMs: maxSeconds * 1000, inFlight, batch: 100, batchesInFlight: 10, fillerBytes: 160, warmup };
-      const results: RunResult[] = [];
-      const failures: string[] = [];
-      for (let i = 0; i < runs; i++) {
+    const count = countOverride ?? (quick ? QUICK_COUNTS : DEFAULT_COUNTS)[scenario];
+    const warmup = scenario === 'soak' ? 0 : (warmupOverride ?? (quick ? Math.ceil(count / 10) : Math.min(count, WARMUP[scenario])));
+    const plan: ScenarioPlan = { scenario, count, maxMs: maxSeconds * 1000, inFlight, batch: 100, batchesInFlight: 10, fillerBytes: 160, warmup };
+    const results = targets.map((): RunResult[] => []);
+    const failures = targets.map((): string[] => []);
+    // Round-robin: run i of every target, then run i + 1. This machine's speed drifts by tens of
+    // percent over minutes; all runs of one target in a row, then all of the next, let that drift
+    // into the ratios.
+    for (let i = 0; i < runs; i++) {
+      for (const [t, target] of targets.entries()) {
         try {
           const result = await runOnce(target, plan, urls, { profileDir });
-          results.push(result);
+          results[t]!.push(result);
           console.log(
             `  ${target.id} ${scenario} run ${i + 1}/${runs}: ${fmt(result.rate)}/s` +
               (result.p50Ms !== null ? ` p50 ${fmt(result.p50Ms, 2)} ms p99 ${fmt(result.p99Ms, 2)} ms` : '') +
               (result.incomplete ? ' (not all handled)' : ''),
           );
         } catch (error) {
-          failures.push(messageOf(error));
+          failures[t]!.push(messageOf(error));
           console.log(`  ${target.id} ${scenario} run ${i + 1}/${runs} failed: ${messageOf(error)}`);
         }
       }
-      rows.push(summarize(target, scenario, count, results, failures));
     }
+    for (const [t, target] of targets.entries()) rows.push(summarize(target, scenario, count, results[t]!, failures[t]!));
   }
   for (const row of rows) {
     if (row.kind === 'raw') continue;
