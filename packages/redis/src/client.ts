@@ -203,12 +203,11 @@ class IoredisCommandClient implements CommandClient {
   }
 
   duplicate(options: DuplicateOptions = {}): CommandClient {
-    // Blocking commands must not wait behind an auto-pipeline, and must survive reconnects.
+    // Blocking commands must survive reconnects (no retry limit per request).
     const copy: Redis | Cluster =
       this.#client instanceof Cluster
         ? this.#client.duplicate()
         : this.#client.duplicate({
-            enableAutoPipelining: false,
             maxRetriesPerRequest: null,
             lazyConnect: true,
             ...(options.reconnect === false ? { retryStrategy: () => null } : {}),
@@ -360,7 +359,9 @@ export function createCommandClient(options: ConnectionOptions, logger: Logger, 
     );
   }
   const url = options.url ?? DEFAULT_URL;
-  const common: RedisOptions = { lazyConnect: true, enableAutoPipelining: true, connectionName: 'lightbus' };
+  // No auto-pipelining on a single node: every command goes through #write, which corks the
+  // tick's commands into one socket write itself. A cluster routes through ioredis's call().
+  const common: RedisOptions = { lazyConnect: true, connectionName: 'lightbus' };
   if (options.cluster) {
     const parsed = new URL(url);
     const redisOptions: RedisOptions = { ...common };
