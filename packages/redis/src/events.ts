@@ -25,7 +25,7 @@ import {
 import { RedisScript, isRefusal, isReplyError, wrapError, type Command, type CommandClient } from './client.js';
 import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
-import { XADD_MANY_SCRIPT, deadLetterKey, decodeEventFields, encodeEventFields, pushEventScriptArgs, streamIdTime, streamKey } from './wire.js';
+import { XADD_MANY_SCRIPT, deadLetterKey, decodeEventFields, encodeEventFields, eventScriptArgs, streamIdTime, streamKey } from './wire.js';
 
 /** A raw stream entry: its id and its flat field/value list (null when the entry was deleted). */
 type RawEntry = [id: string, fields: string[] | null];
@@ -298,10 +298,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
             commands.push(this.#xadd(chunk[0]!));
             continue;
           }
-          const args: string[] = [this.#maxlen, String(chunk.length)];
-          for (const entry of chunk) pushEventScriptArgs(entry.fields, args);
           groups.push(chunk);
-          commands.push(XADD_MANY.command([stream], args, true));
+          commands.push(XADD_MANY.command([stream], eventScriptArgs(this.#maxlen, chunk.map((e) => e.fields)), true));
         }
       }
     }
@@ -325,13 +323,18 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         entries[0]!.resolve(reply.value);
         return;
       }
-      const ids = reply.value as unknown[];
-      entries.forEach((e, k) => {
-        const id = Array.isArray(ids) ? ids[k] : undefined;
-        if (id instanceof Error) e.reject(id);
-        else if (typeof id === 'string') e.resolve(id);
-        else e.reject(new Error(`Redis answered the event script with ${describeError(reply.value).slice(0, 80)} instead of one id per entry`));
-      });
+      // Only the failures come back: `position, error` pairs (positions from 1).
+      const failed = reply.value;
+      if (!Array.isArray(failed) || failed.length % 2 !== 0) {
+        const error = new Error(`Redis answered the event script with ${describeError(failed).slice(0, 80)} instead of a list of failures`);
+        for (const e of entries) e.reject(error);
+        return;
+      }
+      for (let k = 0; k < failed.length; k += 2) {
+        const entry = entries[Number(failed[k]) - 1];
+        if (entry) entry.reject(new Error(String(failed[k + 1])));
+      }
+      for (const e of entries) e.resolve(undefined);
     });
     // Only scripted entries are retried, and only as plain XADDs: no loop.
     if (retry) await this.#sendEntries(retry, 'xadd');

@@ -54,6 +54,40 @@ describe.skipIf(!available)(title, () => {
     }
   });
 
+  it('stores a mixed burst exactly: runs of one event share a header, any change starts a new run', async () => {
+    const api = `batch_${randomUUID().slice(0, 8)}.api`;
+    const events = createRedisEventTransport({ url: redis.url }, newContext('p1'));
+    try {
+      // One per-API stream; runs broken by the event name, a missing parameter, the order of the
+      // parameters, the version, and a parameter named like a metadata field.
+      const shapes: Array<[string, number, Record<string, unknown>]> = [
+        ['created', 1, { a: 1, b: 'x' }],
+        ['created', 1, { a: 2, b: 'y' }],
+        ['deleted', 1, { a: 3, b: 'z' }],
+        ['created', 1, { a: 4 }],
+        ['created', 1, { b: 'w', a: 5 }],
+        ['created', 2, { b: 'v', a: 6 }],
+        ['created', 2, { id: 'not the id', version: 9 }],
+        ['created', 2, {}],
+        ['created', 2, {}],
+      ];
+      const messages: EventMessage[] = [];
+      for (let round = 0; round < 10; round++) {
+        for (const [eventName, version, kwargs] of shapes) messages.push({ id: randomUUID(), apiName: api, eventName, version, kwargs });
+      }
+      const before = await commandCalls(redis.admin);
+      await Promise.all(messages.map((m) => events.send(m)));
+      const after = await commandCalls(redis.admin);
+      expect((after['eval'] ?? 0) - (before['eval'] ?? 0)).toBe(1);
+      const stream = events.streamOf(api, 'created');
+      expect(events.streamOf(api, 'deleted')).toBe(stream);
+      const stored = await redis.admin.xrange(stream, '-', '+');
+      expect(stored.map(([, fields]) => fields)).toEqual(messages.map((m) => encodeEventFields(m)));
+    } finally {
+      await events.close();
+    }
+  });
+
   it('still sends every event after the script cache was flushed (NOSCRIPT: loads it again)', async () => {
     const api = `batch_${randomUUID().slice(0, 8)}.api`;
     const events = createRedisEventTransport({ url: redis.url }, newContext('p1'));
