@@ -176,6 +176,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   readonly #outbox: Outgoing[] = [];
   /** False once Redis refused scripts (disabled, or not permitted by ACL): plain XADDs then. */
   #scripts = true;
+  /** Settles once the last flush sent as a script call is done, its refused entries resent included. */
+  #scriptedTail: Promise<void> = Promise.resolve();
 
   /**
    * @param options see {@link RedisTransportOptions}
@@ -255,7 +257,19 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     const batch = this.#outbox.splice(0);
     if (batch.length === 0) return;
     try {
-      await this.#sendEntries(batch, this.#scripts ? 'eval' : 'xadd');
+      if (this.#scripts) {
+        const sending = this.#sendEntries(batch, 'eval');
+        this.#scriptedTail = sending.then(
+          () => undefined,
+          () => undefined,
+        );
+        await sending;
+      } else {
+        // Script calls still in flight when Redis first refused one resend their entries as
+        // plain XADDs once their own refusal comes back; later events go after those.
+        await this.#scriptedTail;
+        await this.#sendEntries(batch, 'xadd');
+      }
     } catch (error) {
       for (const b of batch) b.reject(error);
     }

@@ -144,6 +144,29 @@ describe.skipIf(!available)(title, () => {
     }
   });
 
+  it('keeps events in the order they were fired when Redis refuses scripts with many bursts in flight', async () => {
+    const api = `batch_${randomUUID().slice(0, 8)}.api`;
+    const user = `noscripts_${randomUUID().slice(0, 8)}`;
+    await redis.admin.call('ACL', 'SETUSER', user, 'on', '>pw-for-tests', '~*', '+@all', '-@scripting');
+    const events = createRedisEventTransport({ url: redis.url.replace('redis://', `redis://${user}:pw-for-tests@`) }, { ...newContext('p1'), logger: capturingLogger([]) });
+    try {
+      // Bursts leave while earlier ones are still in flight: the first refusals come back after
+      // later bursts were written, and their entries must still land first.
+      const messages = Array.from({ length: 3000 }, (_, n) => message(api, n));
+      const sent: Promise<unknown>[] = [];
+      for (let n = 0; n < messages.length; n++) {
+        sent.push(events.send(messages[n]!));
+        if (n % 30 === 29) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(sent);
+      const stored = await redis.admin.xrange(events.streamOf(api, 'happened'), '-', '+');
+      expect(stored.map(([, fields]) => fields[1])).toEqual(messages.map((m) => m.id));
+    } finally {
+      await events.close();
+      await redis.admin.call('ACL', 'DELUSER', user);
+    }
+  });
+
   it('fails only the events whose stream cannot take them; the others of the same flush are stored', async () => {
     const good = `batch_${randomUUID().slice(0, 8)}.good`;
     const bad = `batch_${randomUUID().slice(0, 8)}.bad`;
