@@ -23,6 +23,12 @@ export interface CommandClient {
   /** Sends one command and resolves with its reply; rejects with the client's error. */
   send(command: Command): Promise<unknown>;
   /**
+   * As {@link send}, with the reply's bulk strings left as `Buffer`s where the client can (ioredis
+   * on a single Redis); others give strings. For replies whose strings the caller converts itself (stream
+   * entries, whose field names repeat from one entry to the next).
+   */
+  sendBinary?(command: Command): Promise<unknown>;
+  /**
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
@@ -119,8 +125,8 @@ function watchErrors(emitter: { on(event: 'error', listener: (error: unknown) =>
  * ioredis would do to them).
  */
 class WireCommand extends IoredisCommand {
-  constructor(command: Command) {
-    super(command[0], [], { replyEncoding: 'utf8' });
+  constructor(command: Command, replyEncoding: 'utf8' | null = 'utf8') {
+    super(command[0], [], { replyEncoding });
     const args = new Array<string>(command.length - 1);
     for (let i = 1; i < command.length; i++) {
       const arg = command[i]!;
@@ -156,6 +162,12 @@ class IoredisCommandClient implements CommandClient {
     return this.#write(command);
   }
 
+  sendBinary(command: Command): Promise<unknown> {
+    // A cluster routes through ioredis's own command methods: text replies there.
+    if (this.cluster) return this.send(command);
+    return this.#write(command, null);
+  }
+
   async pipeline(commands: readonly Command[]): Promise<PipelineReply[]> {
     if (this.cluster) {
       // Keys of one pipeline may live on several nodes: send each on its own; ioredis still
@@ -184,7 +196,7 @@ class IoredisCommandClient implements CommandClient {
    * still leave in one socket write: the socket is corked on the first and uncorked at the end
    * of the tick. Not on a cluster.
    */
-  #write(command: Command): Promise<unknown> {
+  #write(command: Command, replyEncoding: 'utf8' | null = 'utf8'): Promise<unknown> {
     const client = this.#client as Redis;
     if (!this.#corked && client.status === 'ready') {
       const stream = client.stream;
@@ -197,7 +209,7 @@ class IoredisCommandClient implements CommandClient {
         });
       }
     }
-    const built = new WireCommand(command);
+    const built = new WireCommand(command, replyEncoding);
     client.sendCommand(built);
     return built.promise;
   }

