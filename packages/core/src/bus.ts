@@ -900,7 +900,9 @@ export class BusClient<Apis extends readonly AnyApi[] = readonly AnyApi[]> {
       let failure: unknown;
       try {
         if (debug) this.logger.debug(`Listener ${listener.listenerName} handling event ${message.apiName}.${message.eventName}`, { id: message.id, delivery: received.deliveryCount });
-        await listener.handler(params, context);
+        // A handler that returns no promise settles here, without a turn of the microtask queue.
+        const handled = listener.handler(params, context);
+        if (typeof (handled as PromiseLike<void> | null | undefined)?.then === 'function') await handled;
       } catch (error) {
         failed = true;
         failure = error;

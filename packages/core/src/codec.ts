@@ -122,12 +122,36 @@ function convert(value: unknown, depth: number, parents: object[]): unknown {
  * {@link CAST} marks. Values that do not fit are returned unchanged: validation reports them.
  */
 export function castFromJson(value: unknown, schema: unknown): unknown {
+  // Most schemas have nothing to cast: skip the walk (and its key list) for every message.
+  if (schema === null || typeof schema !== 'object' || !hasCasts(schema)) return value;
+  return castWalk(value, schema);
+}
+
+/** Whether a schema carries a {@link CAST} mark where {@link castFromJson} looks (memoized per schema object). */
+function hasCasts(schema: object): boolean {
+  let found = castMarks.get(schema);
+  if (found === undefined) {
+    castMarks.set(schema, false); // provisional: a schema object that contains itself ends here
+    const s = schema as Record<string | symbol, unknown>;
+    const props = s['properties'];
+    found =
+      s[CAST] !== undefined ||
+      (s['items'] !== null && typeof s['items'] === 'object' && hasCasts(s['items'])) ||
+      (props !== null && typeof props === 'object' && Object.values(props).some((p) => p !== null && typeof p === 'object' && hasCasts(p as object)));
+    castMarks.set(schema, found);
+  }
+  return found;
+}
+
+const castMarks = new WeakMap<object, boolean>();
+
+function castWalk(value: unknown, schema: unknown): unknown {
   if (schema === null || typeof schema !== 'object') return value;
   const s = schema as Record<string | symbol, unknown>;
   const kind = s[CAST] as CastKind | undefined;
   if (kind !== undefined) return castKind(kind, value, s);
   if (Array.isArray(value) && s['items'] && typeof s['items'] === 'object') {
-    return value.map((item) => castFromJson(item, s['items']));
+    return value.map((item) => castWalk(item, s['items']));
   }
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && s['properties']) {
     const props = s['properties'] as Record<string, unknown>;
@@ -135,7 +159,7 @@ export function castFromJson(value: unknown, schema: unknown): unknown {
     for (const key of Object.keys(props)) {
       if (!Object.hasOwn(value, key)) continue;
       const current = (value as Record<string, unknown>)[key];
-      const next = castFromJson(current, props[key]);
+      const next = castWalk(current, props[key]);
       if (next !== current) {
         out ??= { ...(value as Record<string, unknown>) };
         defineData(out, key, next);

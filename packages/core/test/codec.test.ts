@@ -61,6 +61,16 @@ describe('castFromJson', () => {
     expect((out['nested'] as Array<{ when: Date }>)[0]!.when).toBeInstanceOf(Date);
   });
 
+  it('hands back the very object when the schema has nothing to cast, and still finds marks deep down', () => {
+    const plain = Type.Object({ n: Type.Number(), tags: Type.Array(Type.Object({ name: Type.String() })) });
+    const value = { n: 1, tags: [{ name: 'a' }] };
+    expect(castFromJson(value, plain)).toBe(value);
+    expect(castFromJson(value, plain)).toBe(value);
+    const deep = Type.Object({ n: Type.Number(), tags: Type.Array(Type.Object({ at: Types.DateTime() })) });
+    const out = castFromJson({ n: 1, tags: [{ at: '2026-01-01T00:00:00Z' }] }, deep) as { tags: Array<{ at: unknown }> };
+    expect(out.tags[0]!.at).toEqual(new Date('2026-01-01T00:00:00Z'));
+  });
+
   it('leaves values that do not fit unchanged (validation reports them)', () => {
     expect(castFromJson('not a date', Types.DateTime())).toBe('not a date');
     expect(castFromJson('1.5', Types.BigInt())).toBe('1.5');

@@ -138,7 +138,8 @@ interface Loop {
   group: string;
   consumer: string;
   streams: string[];
-  wanted: Set<string>;
+  /** Per API name, the event names this loop's listener wants. */
+  wanted: Map<string, Set<string>>;
   batchSize: number;
   signal: AbortSignal;
   ready: Ready[];
@@ -371,7 +372,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
       group: `${this.context.serviceName}-${subscription.listenerName}`,
       consumer: this.context.processName,
       streams,
-      wanted: new Set(subscription.events.map((e) => `${e.apiName}\u0000${e.eventName}`)),
+      wanted: wantedEvents(subscription.events),
       batchSize: Math.max(1, subscription.batchSize ?? this.settings.batchSize),
       signal,
       ready: [],
@@ -727,7 +728,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         continue;
       }
       const { message } = decoded;
-      if (!loop.wanted.has(`${message.apiName}\u0000${message.eventName}`)) {
+      if (loop.wanted.get(message.apiName)?.has(message.eventName) !== true) {
         skip.push(id);
         continue;
       }
@@ -972,6 +973,17 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     if (this.#handBacks.size > 0) await Promise.race([this.#flushHandBacks(), sleep(1000)]);
     await super.close();
   }
+}
+
+/** The events of a subscription, per API name. */
+function wantedEvents(events: readonly { apiName: string; eventName: string }[]): Map<string, Set<string>> {
+  const wanted = new Map<string, Set<string>>();
+  for (const { apiName, eventName } of events) {
+    let names = wanted.get(apiName);
+    if (!names) wanted.set(apiName, (names = new Set()));
+    names.add(eventName);
+  }
+  return wanted;
 }
 
 /** Where a new group starts: `$`, `0`, a stream id, or a time as the id just before `<ms>-0`. */
