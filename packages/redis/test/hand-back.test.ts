@@ -119,6 +119,40 @@ describe('a Redis worker that stops', () => {
     }
   });
 
+  it('hands back a batch it read ahead: a full read sends the next XREADGROUP before the listener takes its batch', async () => {
+    const listenerName = 'ahead';
+    const group = `${service}-${listenerName}`;
+    await fire(50);
+    const first = createBus({ apis: [api], config: config(), logger: silentLogger, processName: 'first', transports: [transportPlugin] });
+    buses.push(first);
+    const handled: number[] = [];
+    let release: () => void = () => undefined;
+    const blocked = new Promise<void>((r) => (release = r));
+    first.api(apiName).listen(['happened'], async ({ n }) => {
+      handled.push(n as number);
+      await blocked;
+    }, { listenerName, since: 'all', batchSize: 10, concurrency: 1 });
+    await first.start();
+    // The handler holds the only slot: batch 1 is taken, batch 2 waits to be taken, and batch 3
+    // was read ahead when batch 2 came back full. 30 entries are pending for this consumer.
+    await eventually(async () => (await pending(group)).length === 30, 5000, 'three batches read');
+    const stopping = first.stop({ timeoutMs: 5000 });
+    release();
+    await stopping;
+    expect(handled).toEqual([0]);
+    const rows = await pending(group);
+    expect(rows).toHaveLength(29);
+    // All of them, the batch read ahead included, are due for reclaim at once.
+    expect(rows.filter((r) => Number(r[2]) < ACK_TIMEOUT_S * 1000)).toEqual([]);
+
+    const second = createBus({ apis: [api], config: config(), logger: silentLogger, processName: 'second', transports: [transportPlugin] });
+    buses.push(second);
+    second.api(apiName).listen(['happened'], ({ n }) => void handled.push(n as number), { listenerName });
+    await second.start();
+    await eventually(() => handled.length === 50, 5000, 'the other 49 events handled by the second worker');
+    expect([...handled].sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, n) => n));
+  });
+
   it('hands back an event waiting for its retry so that it is due when the retry would have been', async () => {
     const listenerName = 'failing';
     const group = `${service}-${listenerName}`;
