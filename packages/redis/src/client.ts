@@ -29,6 +29,13 @@ export interface CommandClient {
    */
   sendBinary?(command: Command): Promise<unknown>;
   /**
+   * Puts the commands sent so far in this tick on the socket now. Commands sent in one tick
+   * normally leave together at its end (one socket write); a command whose reply is wanted while
+   * the rest of the tick runs (a read sent ahead before a batch is handled) is flushed at once.
+   * Optional: a client that does not hold commands back need not have it.
+   */
+  flush?(): void;
+  /**
    * Sends several commands in one round trip (a pipeline, never MULTI/EXEC) and resolves with
    * one reply per command, in order. On a cluster the commands may go to several nodes.
    */
@@ -142,8 +149,8 @@ class IoredisCommandClient implements CommandClient {
   readonly #owned: boolean;
   readonly #logger: Logger;
   readonly #where: string;
-  /** The socket is corked until the end of this tick (see #write). */
-  #corked = false;
+  /** The cork of this tick (see #write), until the end of the tick or {@link flush}. */
+  #cork: { stream: Redis['stream'] } | undefined;
 
   constructor(client: Redis | Cluster, owned: boolean, logger: Logger, where: string) {
     this.#client = client;
@@ -198,20 +205,29 @@ class IoredisCommandClient implements CommandClient {
    */
   #write(command: Command, replyEncoding: 'utf8' | null = 'utf8'): Promise<unknown> {
     const client = this.#client as Redis;
-    if (!this.#corked && client.status === 'ready') {
+    if (this.#cork === undefined && client.status === 'ready') {
       const stream = client.stream;
       if (stream.writable) {
         stream.cork();
-        this.#corked = true;
-        process.nextTick(() => {
-          this.#corked = false;
-          stream.uncork();
-        });
+        const cork = { stream };
+        this.#cork = cork;
+        process.nextTick(() => this.#uncork(cork));
       }
     }
     const built = new WireCommand(command, replyEncoding);
     client.sendCommand(built);
     return built.promise;
+  }
+
+  flush(): void {
+    if (this.#cork) this.#uncork(this.#cork);
+  }
+
+  /** Releases `cork` if it is still the one in place (a flush may have released it already). */
+  #uncork(cork: { stream: Redis['stream'] }): void {
+    if (this.#cork !== cork) return;
+    this.#cork = undefined;
+    cork.stream.uncork();
   }
 
   duplicate(options: DuplicateOptions = {}): CommandClient {

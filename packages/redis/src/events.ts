@@ -572,7 +572,11 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
           if (!reply) continue;
           let total = 0;
           for (const [, entries] of reply) total += entries.length;
-          if (total >= loop.batchSize) next = send(conn);
+          if (total >= loop.batchSize) {
+            next = send(conn);
+            // Now, not at the end of this tick: the batch's handlers run before the tick ends.
+            conn.flush?.();
+          }
           const events: StreamEvent[] = [];
           for (const [stream, entries] of reply) {
             if (entries.length > 0) loop.lastIds.set(stream, entries[entries.length - 1]![0]);

@@ -66,9 +66,9 @@ export function fieldMap(fields: string[]): Record<string, string> {
 /**
  * A MONITOR connection on a plain socket (ioredis's monitor mode can fail under heavy traffic
  * from other clients). Calls `onCommand` with the decoded arguments of every command run in
- * our database.
+ * our database and when Redis ran it (milliseconds since the epoch, Redis's clock).
  */
-export async function openMonitor(onCommand: (args: string[]) => void): Promise<{ close(): void }> {
+export async function openMonitor(onCommand: (args: string[], atMs: number) => void): Promise<{ close(): void }> {
   const url = new URL(REDIS_URL);
   const db = url.pathname.replace('/', '') || '0';
   const socket = connect(Number(url.port || 6379), url.hostname);
@@ -87,8 +87,8 @@ export async function openMonitor(onCommand: (args: string[]) => void): Promise<
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 2);
       if (line === '+OK') ready();
-      const m = /^\+\d+\.\d+ \[(\d+) [^\]]*\] (.*)$/.exec(line);
-      if (m && m[1] === db) onCommand(parseMonitorArgs(m[2]!));
+      const m = /^\+(\d+\.\d+) \[(\d+) [^\]]*\] (.*)$/.exec(line);
+      if (m && m[2] === db) onCommand(parseMonitorArgs(m[3]!), Number(m[1]) * 1000);
     }
   });
   socket.write('MONITOR\r\n');
