@@ -127,6 +127,15 @@ class StreamEvent implements ReceivedEvent {
   }
 }
 
+/** The acknowledgements of one tick for one stream and group: one XACK, one shared promise. */
+interface AckBatch {
+  stream: string;
+  group: string;
+  ids: string[];
+  done: Promise<void>;
+  settle: (error?: Error) => void;
+}
+
 /** A batch on its way to the listener, with a hook called when it was handed over. */
 interface Ready {
   events: StreamEvent[];
@@ -167,7 +176,8 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
     redelivery: true,
     durable: true,
   };
-  readonly #acks = new Map<string, { stream: string; group: string; ids: string[]; done: Promise<void>; settle: (error?: Error) => void }>();
+  /** Acknowledgements queued this tick, per stream, then per group (no key string built per event). */
+  readonly #acks = new Map<string, Map<string, AckBatch>>();
   /** Entries of stopped listeners waiting to be handed back (see #handBack), per stream, delivery and idle time. */
   readonly #handBacks = new Map<string, { first: StreamEvent; idle: number; ids: string[]; done: Promise<void>; settle: () => void }>();
   #ackScheduled = false;
@@ -778,7 +788,7 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /** How a {@link StreamEvent} settles: one object per transport (no closures per event). */
   readonly #settler: Settler = {
-    ack: (stream, group, id) => this.#ack(stream, group, [id]),
+    ack: (stream, group, id) => this.#ackOne(stream, group, id),
     retryLater: (event, delayMs) => this.#retryLater(event, delayMs),
     deadLetter: (loop, stream, id, fields, error, deliveryCount) => this.#deadLetter(loop, stream, id, fields, error, deliveryCount),
   };
@@ -866,8 +876,26 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
 
   /** Queues an acknowledgement; all those queued in the same tick go in one XACK per stream. */
   #ack(stream: string, group: string, ids: readonly string[]): Promise<void> {
-    const key = `${stream}\u0000${group}`;
-    let batch = this.#acks.get(key);
+    const batch = this.#ackBatch(stream, group);
+    for (const id of ids) batch.ids.push(id);
+    return batch.done;
+  }
+
+  /** As {@link #ack} for one entry (a listener acknowledging an event: no array per event). */
+  #ackOne(stream: string, group: string, id: string): Promise<void> {
+    const batch = this.#ackBatch(stream, group);
+    batch.ids.push(id);
+    return batch.done;
+  }
+
+  /** The XACK of this tick for `stream` and `group`, queued on first use. */
+  #ackBatch(stream: string, group: string): AckBatch {
+    let groups = this.#acks.get(stream);
+    if (!groups) {
+      groups = new Map();
+      this.#acks.set(stream, groups);
+    }
+    let batch = groups.get(group);
     if (!batch) {
       // One promise per XACK, shared by every event it acknowledges (none per event).
       let settle!: (error?: Error) => void;
@@ -875,19 +903,19 @@ export class RedisEventTransport extends RedisTransportBase implements EventTran
         settle = (error?: Error) => (error === undefined ? resolve() : reject(error));
       });
       batch = { stream, group, ids: [], done, settle };
-      this.#acks.set(key, batch);
+      groups.set(group, batch);
     }
-    for (const id of ids) batch.ids.push(id);
     if (!this.#ackScheduled) {
       this.#ackScheduled = true;
       setImmediate(() => void this.#flushAcks());
     }
-    return batch.done;
+    return batch;
   }
 
   async #flushAcks(): Promise<void> {
     this.#ackScheduled = false;
-    const batches = [...this.#acks.values()];
+    const batches: AckBatch[] = [];
+    for (const groups of this.#acks.values()) for (const b of groups.values()) batches.push(b);
     this.#acks.clear();
     const replies = await this.redis
       .pipeline(batches.map((b) => ['XACK', b.stream, b.group, ...b.ids] as Command))
