@@ -15,6 +15,18 @@ import { capturingLogger, commandCalls, redisServerInstalled, scriptCalls, usePr
 const available = redisServerInstalled;
 const title = available ? 'batched event sends' : 'batched event sends (SKIPPED: redis-server not found; apt-get install redis-server)';
 
+/**
+ * Sends `messages` in order from one loop that yields every 30 sends: bursts go out while
+ * earlier ones are still in flight.
+ */
+async function sendWithBurstsInFlight(events: { send(m: EventMessage): Promise<unknown> }, messages: readonly EventMessage[]): Promise<void> {
+  const sent: Promise<unknown>[] = [];
+  for (let n = 0; n < messages.length; n++) {
+    sent.push(events.send(messages[n]!));
+    if (n % 30 === 29) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(sent);
+}
 
 function message(apiName: string, n: number, kwargs?: Record<string, unknown>): EventMessage {
   return {
@@ -28,6 +40,14 @@ function message(apiName: string, n: number, kwargs?: Record<string, unknown>): 
 
 describe.skipIf(!available)(title, () => {
   const redis = usePrivateRedis();
+
+  /** A new ACL user allowed everything but scripts (delete it with `ACL DELUSER`). */
+  async function userWithoutScripts(): Promise<string> {
+    const user = `noscripts_${randomUUID().slice(0, 8)}`;
+    await redis.admin.call('ACL', 'SETUSER', user, 'on', '>pw-for-tests', '~*', '+@all', '-@scripting');
+    return user;
+  }
+  const urlOf = (user: string) => redis.url.replace('redis://', `redis://${user}:pw-for-tests@`);
 
   it('writes exactly the entries of one XADD per event, in order, in one script call per 100 events', async () => {
     for (const max_stream_length of [100_000, null]) {
@@ -111,12 +131,7 @@ describe.skipIf(!available)(title, () => {
       // Fired in order by one loop that yields now and then: bursts go out while earlier ones
       // are still in flight. A NOSCRIPT retry of an early burst would land after later bursts.
       const messages = Array.from({ length: 3000 }, (_, n) => message(api, n));
-      const sent: Promise<unknown>[] = [];
-      for (let n = 0; n < messages.length; n++) {
-        sent.push(events.send(messages[n]!));
-        if (n % 30 === 29) await new Promise((resolve) => setImmediate(resolve));
-      }
-      await Promise.all(sent);
+      await sendWithBurstsInFlight(events, messages);
       const stored = await redis.admin.xrange(events.streamOf(api, 'happened'), '-', '+');
       expect(stored.slice(20).map(([, fields]) => fields[1])).toEqual(messages.map((m) => m.id));
     } finally {
@@ -126,10 +141,9 @@ describe.skipIf(!available)(title, () => {
 
   it('falls back to one XADD per event when Redis refuses scripts to this user', async () => {
     const api = `batch_${randomUUID().slice(0, 8)}.api`;
-    const user = `noscripts_${randomUUID().slice(0, 8)}`;
-    await redis.admin.call('ACL', 'SETUSER', user, 'on', '>pw-for-tests', '~*', '+@all', '-@scripting');
+    const user = await userWithoutScripts();
     const lines: string[] = [];
-    const events = createRedisEventTransport({ url: redis.url.replace('redis://', `redis://${user}:pw-for-tests@`) }, { ...newContext('p1'), logger: capturingLogger(lines) });
+    const events = createRedisEventTransport({ url: urlOf(user) }, { ...newContext('p1'), logger: capturingLogger(lines) });
     try {
       const messages = Array.from({ length: 30 }, (_, n) => message(api, n));
       await Promise.all(messages.map((m) => events.send(m)));
@@ -146,19 +160,13 @@ describe.skipIf(!available)(title, () => {
 
   it('keeps events in the order they were fired when Redis refuses scripts with many bursts in flight', async () => {
     const api = `batch_${randomUUID().slice(0, 8)}.api`;
-    const user = `noscripts_${randomUUID().slice(0, 8)}`;
-    await redis.admin.call('ACL', 'SETUSER', user, 'on', '>pw-for-tests', '~*', '+@all', '-@scripting');
-    const events = createRedisEventTransport({ url: redis.url.replace('redis://', `redis://${user}:pw-for-tests@`) }, { ...newContext('p1'), logger: capturingLogger([]) });
+    const user = await userWithoutScripts();
+    const events = createRedisEventTransport({ url: urlOf(user) }, { ...newContext('p1'), logger: capturingLogger([]) });
     try {
       // Bursts leave while earlier ones are still in flight: the first refusals come back after
       // later bursts were written, and their entries must still land first.
       const messages = Array.from({ length: 3000 }, (_, n) => message(api, n));
-      const sent: Promise<unknown>[] = [];
-      for (let n = 0; n < messages.length; n++) {
-        sent.push(events.send(messages[n]!));
-        if (n % 30 === 29) await new Promise((resolve) => setImmediate(resolve));
-      }
-      await Promise.all(sent);
+      await sendWithBurstsInFlight(events, messages);
       const stored = await redis.admin.xrange(events.streamOf(api, 'happened'), '-', '+');
       expect(stored.map(([, fields]) => fields[1])).toEqual(messages.map((m) => m.id));
     } finally {
